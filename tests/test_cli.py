@@ -1,0 +1,59 @@
+"""The ``accelerando`` command: entry points, help text and ``info``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from accelerando.cli import build_parser, main
+
+
+def test_python_dash_m_runs_info_as_json():
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerando", "info", "--json"], capture_output=True, text=True, check=True
+    )
+    info = json.loads(out.stdout)
+    assert info["versions"]["torch"] != "not installed"
+    assert info["device"].split()[0] in {"cpu", "cuda", "mps"}
+    assert info["torch_threads"] >= 1
+    assert isinstance(info["pretrained"], list)
+
+
+def test_info_human_readable(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "device:" in out and "bundled checkpoints:" in out
+
+
+def test_every_subcommand_help_lists_its_flags_with_defaults():
+    parser = build_parser()
+    subactions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    assert subactions, "the CLI has no sub-commands"
+    for name, sub in subactions[0].choices.items():
+        text = sub.format_help()
+        assert name in text
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS==") and action.help:
+                assert "default" in text, f"`accelerando {name} --help` does not show defaults"
+
+
+def test_unknown_command_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["no-such-command"])
+    assert excinfo.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_user_errors_print_one_line_not_a_traceback(capsys, monkeypatch):
+    import accelerando.info as info_module
+
+    def boom(args):
+        raise ValueError("bad value 'x'; accepted: y or z")
+
+    monkeypatch.setattr(info_module, "run", boom)
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: bad value 'x'; accepted: y or z"
