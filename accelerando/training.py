@@ -1,0 +1,389 @@
+"""A small training scaffold shared by every accelerando training script (functions, not a framework).
+
+It follows the diffusers ``examples/`` conventions: the usual snake_case flags, an ``Accelerator`` built
+from them, EMA through ``diffusers.training_utils.EMAModel``, ``save_state`` checkpoints named
+``checkpoint-{step}`` that also hold a loadable ``save_pretrained`` model (EMA weights when EMA is on),
+and ``--resume_from_checkpoint latest`` that continues the exact batch sequence.
+
+Checkpoints are atomic: the state is written to ``checkpoint-{step}.tmp`` and renamed when complete, so
+a run killed mid-write never leaves a folder that ``latest`` would pick.
+
+Example (a whole training loop; ``tests/training/train_tiny.py`` is a fuller one)::
+
+    import argparse, math
+    import torch
+    import torch.nn.functional as F
+    from diffusers.configuration_utils import register_to_config
+    from accelerando import training as T
+    from accelerando.modeling import AccelerandoModel
+
+    class Line(AccelerandoModel):
+        @register_to_config
+        def __init__(self, dim: int = 3):
+            super().__init__()
+            self.fc = torch.nn.Linear(dim, 1)
+
+        def forward(self, x):  # (B, dim) -> (B, 1)
+            return self.fc(x)
+
+    parser = T.add_training_args(argparse.ArgumentParser(), max_train_steps=100, checkpointing_steps=20)
+    args = parser.parse_args()
+    accelerator = T.create_accelerator(args, project_name="line")
+    model = Line()
+    ema = T.create_ema(model, args, accelerator)
+    T.register_checkpoint_hooks(accelerator, model, ema)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+    x = torch.randn(256, 3)
+    dataset = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, shuffle=True)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
+    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
+    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
+    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
+        for x, y in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
+            with accelerator.accumulate(model):
+                loss = F.mse_loss(model(x), y)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                if ema is not None:
+                    ema.step(model.parameters())
+                global_step += 1
+                bar.update(1)
+                if global_step % args.checkpointing_steps == 0:
+                    T.save_checkpoint(accelerator, args, global_step)
+            if global_step >= args.max_train_steps:
+                break
+    T.save_final_model(accelerator, model, args, ema)
+    accelerator.end_training()
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, LoggerType, ProjectConfiguration, set_seed
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from accelerando.modeling import replace_dir_atomically
+
+__all__ = [
+    "MODEL_SUBFOLDER",
+    "add_training_args",
+    "create_accelerator",
+    "create_ema",
+    "register_checkpoint_hooks",
+    "save_checkpoint",
+    "list_checkpoints",
+    "find_resume_checkpoint",
+    "resume",
+    "num_update_steps_per_epoch",
+    "epoch_batches",
+    "progress_bar",
+    "save_final_model",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_SUBFOLDER = "model"  # inside each checkpoint and output_dir: the loadable save_pretrained model
+EMA_STATE_NAME = "ema_state.json"  # EMA counters; the EMA weights themselves are MODEL_SUBFOLDER
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+REPORT_TO = ["none", *(t.value for t in LoggerType)]
+
+
+def _number(kind: type, minimum: float, strict: bool, what: str):
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < minimum or (strict and value == minimum) or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 0, True, "a positive integer")
+non_negative_int = _number(int, 0, False, "a non-negative integer")
+positive_float = _number(float, 0.0, True, "a positive number")
+
+
+def _decay(text: str) -> float:
+    value = _number(float, 0.0, True, "a number in (0, 1)")(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def add_training_args(parser: argparse.ArgumentParser, **defaults: Any) -> argparse.ArgumentParser:
+    """Add the shared training flags to ``parser``; ``defaults`` override their defaults per script.
+
+    Bad values (``--train_batch_size 0``, ``--mixed_precision fp8``, ...) make argparse exit with a
+    message naming the flag, the value and what is accepted.
+    """
+    add = parser.add_argument
+    add("--output_dir", type=str, default="output", help="Where checkpoints, logs and the final model go.")
+    add("--train_batch_size", type=positive_int, default=16, help="Batch size per device.")
+    add("--learning_rate", type=positive_float, default=1e-4)
+    add("--max_train_steps", type=positive_int, default=1000, help="Optimizer steps in total.")
+    add("--gradient_accumulation_steps", type=positive_int, default=1)
+    add("--mixed_precision", type=str, default="no", choices=["no", "fp16", "bf16"])
+    add("--checkpointing_steps", type=positive_int, default=500, help="Save a checkpoint every N steps.")
+    add("--checkpoints_total_limit", type=positive_int, default=None, help="Keep at most N checkpoints.")
+    add("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder, or "latest".')
+    add("--seed", type=non_negative_int, default=0, help="Seeds weights, noise and the data order.")
+    add("--report_to", type=str, default="none", choices=REPORT_TO, help="Experiment tracker.")
+    add("--use_ema", action=argparse.BooleanOptionalAction, default=False, help="Keep an EMA of the weights.")
+    add("--ema_decay", type=_decay, default=0.9999)
+    add("--dataloader_num_workers", type=non_negative_int, default=0)
+    add("--max_grad_norm", type=positive_float, default=1.0)
+    add("--logging_dir", type=str, default="logs", help="Tracker folder, relative to output_dir.")
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise ValueError(
+            f"add_training_args got defaults for unknown flags {unknown}; known flags: {sorted(known)}"
+        )
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def create_accelerator(args: argparse.Namespace, project_name: str = "accelerando") -> Accelerator:
+    """Build the ``Accelerator`` for ``args``: project folders, seed, logging and trackers.
+
+    The data order is seeded too (accelerate's seedable sampler, ``data_seed = args.seed``), so every
+    process shuffles alike and a resumed run sees the same batches; call ``epoch_batches`` each epoch.
+    """
+    output_dir = Path(args.output_dir)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # `accelerate launch --multi_gpu` on a machine without accelerator devices would otherwise start N
+    # unrelated single-process runs writing into the same folder; train on CPU with gloo instead.
+    device_api = getattr(torch, "accelerator", None)
+    has_device = device_api.is_available() if device_api is not None else torch.cuda.is_available()
+    project_config = ProjectConfiguration(
+        project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
+    )
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=project_config,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        cpu=world_size > 1 and not has_device,
+    )
+    if accelerator.num_processes != world_size:
+        raise RuntimeError(
+            f"The launcher started {world_size} processes but accelerate set up {accelerator.num_processes}; "
+            "check `accelerate config` / the launch flags."
+        )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("accelerando").setLevel(
+        logging.INFO if accelerator.is_local_main_process else logging.WARNING
+    )
+    logger.info("%s", accelerator.state)
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if args.report_to != "none":
+            config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+            accelerator.init_trackers(project_name, config=config)
+    return accelerator
+
+
+def create_ema(model: torch.nn.Module, args: argparse.Namespace, accelerator: Accelerator) -> EMAModel | None:
+    """An ``EMAModel`` of ``model``'s parameters when ``--use_ema`` is on, else ``None``.
+
+    Call it with the unwrapped model before ``accelerator.prepare``; step it with ``ema.step(model.parameters())``
+    after each optimizer step (``accelerator.sync_gradients``).
+    """
+    if not args.use_ema:
+        return None
+    ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=type(model), model_config=model.config)
+    ema.to(accelerator.device)
+    return ema
+
+
+def register_checkpoint_hooks(
+    accelerator: Accelerator, model: torch.nn.Module, ema: EMAModel | None = None
+) -> None:
+    """Make every ``save_state`` folder also hold ``MODEL_SUBFOLDER/``, a ``save_pretrained`` model.
+
+    That model has the EMA weights when ``ema`` is given (the raw weights stay in accelerate's own files),
+    and loading a state restores the EMA from it, so no pickled EMA object is ever written.
+    """
+
+    def save_hook(models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
+        if not accelerator.is_main_process:
+            return
+        unwrapped = accelerator.unwrap_model(model)
+        if ema is None:
+            unwrapped.save_pretrained(Path(output_dir, MODEL_SUBFOLDER))
+            return
+        ema_model = type(unwrapped).from_config(unwrapped.config)
+        ema.copy_to(ema_model.parameters())
+        ema_model.save_pretrained(Path(output_dir, MODEL_SUBFOLDER))
+        counters = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
+        Path(output_dir, EMA_STATE_NAME).write_text(json.dumps(counters, indent=2))
+
+    def load_hook(models: list[torch.nn.Module], input_dir: str) -> None:
+        if ema is None:
+            return
+        unwrapped = accelerator.unwrap_model(model)
+        folder = Path(input_dir, MODEL_SUBFOLDER)
+        ema_model = type(unwrapped).from_pretrained(folder)
+        ema.load_state_dict(json.loads(Path(input_dir, EMA_STATE_NAME).read_text()))
+        ema.shadow_params = [p.detach().clone() for p in ema_model.parameters()]
+        ema.to(accelerator.device)
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete ``checkpoint-{step}`` folders in ``output_dir`` as ``(step, path)``, oldest first (``*.tmp`` ignored)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))
+    ]
+    return sorted(found)
+
+
+def save_checkpoint(accelerator: Accelerator, args: argparse.Namespace, step: int) -> Path:
+    """Save the full training state as ``output_dir/checkpoint-{step}``, atomically; then prune.
+
+    All processes must call it. The state goes to ``checkpoint-{step}.tmp`` first; the main process
+    renames it when every process has finished writing, then deletes the oldest checkpoints beyond
+    ``--checkpoints_total_limit`` and leftovers of killed writes.
+    """
+    output_dir = Path(args.output_dir)
+    final_dir = output_dir / f"checkpoint-{step}"
+    tmp_dir = output_dir / f"checkpoint-{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp_dir))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        replace_dir_atomically(tmp_dir, final_dir)
+        for stale in output_dir.glob("checkpoint-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        limit = args.checkpoints_total_limit
+        checkpoints = list_checkpoints(output_dir)
+        if limit is not None and len(checkpoints) > limit:
+            for _, old in checkpoints[: len(checkpoints) - limit]:
+                logger.info("Removing old checkpoint %s (checkpoints_total_limit=%d)", old, limit)
+                shutil.rmtree(old)
+        logger.info("Saved checkpoint %s", final_dir)
+    accelerator.wait_for_everyone()
+    return final_dir
+
+
+def find_resume_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The checkpoint ``--resume_from_checkpoint`` names, or ``None`` to start fresh.
+
+    ``"latest"`` picks the highest complete ``checkpoint-{step}`` in ``output_dir`` (``*.tmp`` folders of
+    killed writes are ignored) and returns ``None`` when there is none. An explicit path (absolute, or
+    relative to the working directory or to ``output_dir``) must exist.
+    """
+    value = args.resume_from_checkpoint
+    if value is None:
+        return None
+    if value == "latest":
+        checkpoints = list_checkpoints(args.output_dir)
+        if not checkpoints:
+            logger.info("No checkpoint found in %s; starting fresh.", args.output_dir)
+            return None
+        return checkpoints[-1][1]
+    path = Path(value)
+    if not path.is_dir() and (Path(args.output_dir) / value).is_dir():
+        path = Path(args.output_dir) / value
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {value!r} is not an existing checkpoint folder "
+            f'(looked in the working directory and in {args.output_dir}); pass a checkpoint-N folder or "latest".'
+        )
+    if not _CHECKPOINT_RE.match(path.name):
+        raise ValueError(
+            f"--resume_from_checkpoint {value!r} is not a complete checkpoint: expected a folder named "
+            "checkpoint-<step> (a *.tmp folder is an unfinished write)."
+        )
+    return path
+
+
+def num_update_steps_per_epoch(dataloader: Any, args: argparse.Namespace) -> int:
+    """Optimizer steps per epoch of the prepared ``dataloader`` with gradient accumulation."""
+    return max(1, math.ceil(len(dataloader) / args.gradient_accumulation_steps))
+
+
+def resume(accelerator: Accelerator, args: argparse.Namespace, steps_per_epoch: int) -> tuple[int, int, int]:
+    """Load the checkpoint chosen by ``--resume_from_checkpoint``; return ``(global_step, first_epoch, resume_step)``.
+
+    ``resume_step`` is the number of batches of ``first_epoch`` already consumed; pass all three to
+    ``epoch_batches``. Returns ``(0, 0, 0)`` when starting fresh. All processes must call it.
+    """
+    path = find_resume_checkpoint(args)
+    if path is None:
+        return 0, 0, 0
+    logger.info("Resuming from %s", path)
+    accelerator.load_state(str(path))
+    global_step = int(_CHECKPOINT_RE.match(path.name).group(1))
+    first_epoch = global_step // steps_per_epoch
+    resume_step = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+    return global_step, first_epoch, resume_step
+
+
+def epoch_batches(
+    accelerator: Accelerator, dataloader: Any, epoch: int, first_epoch: int, resume_step: int
+) -> Iterable:
+    """The prepared ``dataloader`` for ``epoch``: shuffled by ``seed + epoch``, resumed batches skipped.
+
+    Setting the epoch explicitly (instead of relying on generator state) is what makes the order after
+    a resume identical to the uninterrupted run.
+    """
+    dataloader.set_epoch(epoch)
+    if epoch == first_epoch and resume_step > 0:
+        skipped = accelerator.skip_first_batches(dataloader, resume_step)
+        skipped.set_epoch(epoch)
+        return skipped
+    return dataloader
+
+
+def progress_bar(accelerator: Accelerator, total: int, initial: int = 0) -> tqdm:
+    """A tqdm bar of optimizer steps, shown on the local main process only."""
+    return tqdm(total=total, initial=initial, desc="Steps", disable=not accelerator.is_local_main_process)
+
+
+def save_final_model(
+    accelerator: Accelerator, model: torch.nn.Module, args: argparse.Namespace, ema: EMAModel | None = None
+) -> Path:
+    """Save the trained model (EMA weights when ``ema`` is given) to ``output_dir/MODEL_SUBFOLDER``."""
+    accelerator.wait_for_everyone()
+    target = Path(args.output_dir) / MODEL_SUBFOLDER
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        if ema is not None:
+            final = type(unwrapped).from_config(unwrapped.config)
+            ema.copy_to(final.parameters())
+            unwrapped = final
+        unwrapped.save_pretrained(target)
+    accelerator.wait_for_everyone()
+    return target
