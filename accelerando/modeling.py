@@ -134,13 +134,13 @@ class AccelerandoModel(ModelMixin, ConfigMixin):
         Args:
             pretrained_model_name_or_path: a local folder holding ``config.json`` and safetensors weights.
             **kwargs: passed to diffusers' ``ModelMixin.from_pretrained`` (``subfolder``, ``variant``,
-                ``torch_dtype``, ...). ``use_safetensors=False`` is refused.
+                ``torch_dtype``, ...). ``use_safetensors=False`` is refused; ``None`` (what diffusers' pipeline loader passes) means safetensors.
 
         Raises:
             FileNotFoundError: the folder or its ``config.json`` does not exist.
             ValueError: the config belongs to another class, or the weights are missing or corrupt.
         """
-        if kwargs.pop("use_safetensors", True) is not True:
+        if kwargs.pop("use_safetensors", True) is False:
             raise ValueError(
                 "accelerando loads safetensors weights only; use_safetensors=False is not supported."
             )
