@@ -1,1 +1,13 @@
-"""vocoders."""
+"""Vocoders: mel (or controls) -> waveform.
+
+- :class:`FreGrad`: wavelet-domain diffusion vocoder (``synthesize(mel, num_steps=None, generator=None)``).
+- :class:`NEWT`: neural waveshaping synthesis from f0 + loudness (``synthesize(f0_hz, loudness)``,
+  ``to_fast()`` for the lookup-table FastNEWT, ``stream()`` for block-by-block synthesis).
+- :class:`GriffinLim`: the training-free reference (mel inversion + fast Griffin-Lim).
+"""
+
+from .fregrad import FreGrad
+from .griffin_lim import GriffinLim
+from .newt import NEWT
+
+__all__ = ["FreGrad", "GriffinLim", "NEWT"]

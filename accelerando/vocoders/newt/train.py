@@ -1,0 +1,177 @@
+"""Train NEWT on melodies of one instrument (``accelerando.data.MelodyDataset``, 16 kHz, f0 + loudness).
+
+Recipe of neural waveshaping synthesis (Hayes et al., ISMIR 2021): 4 s segments, batch 8, Adam with lr 1e-3
+decayed by 0.9 every 10k steps, gradient norm clipped at 2.0, multi-resolution STFT loss; the controls are
+the corpus's f0 (Hz) and loudness normalised ``(dB + 80) / 80``. Every checkpoint's ``model/`` folder is a
+loadable :class:`~.model.NEWT`; ``NEWT.from_pretrained(...).to_fast()`` gives the FastNEWT.
+
+Example::
+
+    accelerate launch -m accelerando.vocoders.newt.train --data_dir data/instruments \\
+        --instrument violin --output_dir runs/newt-violin --max_train_steps 120000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from accelerando import training as T
+from accelerando.audio import MultiResolutionSTFTLoss, normalize_loudness
+from accelerando.vocoders.newt.model import NEWT
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add NEWT's flags and the shared training flags (with the paper's defaults) to ``parser``."""
+    add = parser.add_argument
+    add("--data_dir", type=str, required=True, help="Instrument corpus folder (holds melodies/).")
+    add("--instrument", type=str, default=None, help="Train on this instrument only (default: all).")
+    add("--segment_frames", type=T.positive_int, default=500, help="Control frames per crop (500 = 4 s).")
+    add("--model_config", type=str, default=None, help="A NEWT config.json (default: the paper model).")
+    add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
+    add("--lr_decay_interval", type=T.positive_int, default=10_000, help="Steps between decays.")
+    return T.add_training_args(
+        parser,
+        output_dir="output/newt",
+        train_batch_size=8,
+        learning_rate=1e-3,
+        max_train_steps=120_000,
+        checkpointing_steps=5000,
+        max_grad_norm=2.0,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="accelerando train newt",
+        description="Train the NEWT neural waveshaping synthesiser.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    return add_arguments(parser).parse_args(argv)
+
+
+class MelodySegments(Dataset):
+    """Fixed crops of ``segment_frames`` control frames from melodies (zero-padded when shorter).
+
+    Items: ``{"audio": (frames * hop,), "f0_hz": (frames,), "loudness": (frames,)}`` with loudness
+    normalised for NEWT. The crop offset of item ``i`` is drawn once from ``seed`` and ``i``.
+    """
+
+    def __init__(self, melodies: Any, indices: Sequence[int], segment_frames: int, hop: int, seed: int = 0):
+        self.melodies, self.indices = melodies, list(indices)
+        self.segment_frames, self.hop, self.seed = segment_frames, hop, seed
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.melodies[self.indices[i]]
+        if item["hop_length"] != self.hop:
+            raise ValueError(
+                f"Melody {item['id']!r} has control hop {item['hop_length']}; the model expects {self.hop}"
+            )
+        f0 = item["f0_hz"].float() * item["voiced"].float()  # (F,), 0 Hz where unvoiced
+        loudness = normalize_loudness(item["loudness_db"].float())  # (F,)
+        n = self.segment_frames
+        start = 0
+        if f0.shape[0] > n:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+            start = int(torch.randint(0, f0.shape[0] - n + 1, (1,), generator=g))
+        f0, loudness = f0[start : start + n], loudness[start : start + n]
+        audio = item["audio"].float()[start * self.hop : (start + n) * self.hop]
+        pad = n - f0.shape[0]
+        return {
+            "audio": torch.nn.functional.pad(audio, (0, n * self.hop - audio.shape[0])),
+            "f0_hz": torch.nn.functional.pad(f0, (0, pad)),
+            "loudness": torch.nn.functional.pad(loudness, (0, pad)),
+        }
+
+
+def build_model(args: argparse.Namespace) -> NEWT:
+    if args.model_config is None:
+        return NEWT()
+    config = json.loads(Path(args.model_config).read_text())
+    return NEWT.from_config(config)
+
+
+def main(args: argparse.Namespace) -> Path:
+    """Train; returns the folder of the final ``save_pretrained`` model."""
+    from accelerando.data import MelodyDataset
+
+    accelerator = T.create_accelerator(args, project_name="newt")
+    model = build_model(args)
+    if model.config.use_lookup_table:
+        raise ValueError(
+            "Train the MLP model (use_lookup_table=False); make a FastNEWT from it with to_fast()"
+        )
+    loss_fn = MultiResolutionSTFTLoss().to(accelerator.device)
+    melodies = MelodyDataset(args.data_dir, split="train", sample_rate=model.config.sample_rate)
+    indices = [
+        i
+        for i, row in enumerate(melodies.rows)
+        if args.instrument is None or row["instrument"] == args.instrument
+    ]
+    if not indices:
+        raise ValueError(f"No training melodies for instrument {args.instrument!r} in {args.data_dir}")
+    if args.segment_frames * model.config.control_hop <= max(loss_fn.fft_sizes) // 2:
+        raise ValueError(
+            f"--segment_frames {args.segment_frames} gives {args.segment_frames * model.config.control_hop} "
+            f"samples, too short for the MR-STFT loss's {max(loss_fn.fft_sizes)}-point FFT; use more frames"
+        )
+    data = MelodySegments(melodies, indices, args.segment_frames, model.config.control_hop, args.seed)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        drop_last=len(data) >= args.train_batch_size,
+        num_workers=args.dataloader_num_workers,
+    )
+    ema = T.create_ema(model, args, accelerator)
+    T.register_checkpoint_hooks(accelerator, model, ema)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_interval, args.lr_decay)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
+    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
+    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
+    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
+        model.train()
+        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
+            with accelerator.accumulate(model):
+                audio = model(batch["f0_hz"], batch["loudness"])  # (B, T), fresh noise and phases
+                loss = loss_fn(audio, batch["audio"])
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                if ema is not None:
+                    ema.step(model.parameters())
+                global_step += 1
+                bar.update(1)
+                logs = {"loss": loss.detach().item(), "lr": scheduler.get_last_lr()[0]}
+                bar.set_postfix(**logs)
+                accelerator.log(logs, step=global_step)
+                if global_step % args.checkpointing_steps == 0:
+                    T.save_checkpoint(accelerator, args, global_step)
+            if global_step >= args.max_train_steps:
+                break
+    final = T.save_final_model(accelerator, model, args, ema)
+    accelerator.end_training()
+    return Path(final)
+
+
+if __name__ == "__main__":
+    main(parse_args())
