@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 
 # Modules that provide a ``register(subparsers)`` function, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("accelerando.info",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "accelerando.info",
+    "accelerando.data.cli",
+    "accelerando.bench",
+    "accelerando.train_cli",
+    "accelerando.edit_cli",
+)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

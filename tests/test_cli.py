@@ -57,3 +57,17 @@ def test_user_errors_print_one_line_not_a_traceback(capsys, monkeypatch):
     assert main(["info"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: bad value 'x'; accepted: y or z"
+
+
+def test_train_dispatches_flags_to_the_model_script(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["train", "fregrad", "--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    assert "--data_dir" in out and "--resume_from_checkpoint" in out
+
+
+def test_train_unknown_model_lists_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "wavenet"])
+    assert "invalid choice: 'wavenet'" in capsys.readouterr().err
