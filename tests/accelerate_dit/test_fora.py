@@ -1,0 +1,227 @@
+"""FORA: exactness at interval 1, call counts, warm-up / per-block intervals, the Taylor forecast, pipelines,
+composition with ToMe and torch.compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from accel_dit_models import MODELS, at_timestep, meldit, meldit_inputs, output
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from accelerando.accelerate_dit import (
+    FORAConfig,
+    ToMeConfig,
+    apply_fora,
+    apply_tome,
+    remove_acceleration,
+    reset_acceleration_state,
+)
+from accelerando.generation import MelDiT, MelDiTPipeline
+
+
+def run_steps(model: torch.nn.Module, args: tuple, kwargs: dict, num_steps: int = 4) -> list[torch.Tensor]:
+    """Outputs of ``num_steps`` calls at decreasing timesteps (a denoising loop with a fixed input)."""
+    top = float(kwargs["timestep"].max())
+    return [output(model, args, at_timestep(kwargs, top * (1 - i / num_steps))) for i in range(num_steps)]
+
+
+def count_calls(model: MelDiT) -> list[int]:
+    """[attention calls, MLP calls], counted on inner layers (below the FORA wrapper)."""
+    counts = [0, 0]
+    for block in model.transformer_blocks:
+        block.attn1.to_q.register_forward_pre_hook(lambda *_: counts.__setitem__(0, counts[0] + 1))
+        block.ff.net[0].register_forward_pre_hook(lambda *_: counts.__setitem__(1, counts[1] + 1))
+    return counts
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("forecast", ["none", "taylor1"])
+def test_interval_one_is_exactly_the_baseline(name: str, forecast: str) -> None:
+    make, inputs = MODELS[name]
+    model = make()
+    args, kwargs = inputs()
+    baseline = run_steps(model, args, kwargs)
+    apply_fora(model, FORAConfig(interval=1, forecast=forecast))
+    assert all(torch.equal(a, b) for a, b in zip(run_steps(model, args, kwargs), baseline, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_cached_steps_differ_but_stay_finite(name: str) -> None:
+    make, inputs = MODELS[name]
+    model = make()
+    args, kwargs = inputs()
+    baseline = run_steps(model, args, kwargs)
+    state = apply_fora(model, FORAConfig(interval=2))
+    cached = run_steps(model, args, kwargs)
+    assert torch.equal(cached[0], baseline[0]) and torch.equal(cached[2], baseline[2])  # refresh steps
+    assert not torch.equal(cached[1], baseline[1]) and torch.isfinite(cached[1]).all()
+    assert state.reused == state.computed  # half of the sub-module calls were served from the cache
+
+
+@pytest.mark.parametrize(
+    ("interval", "warmup", "expected"), [(1, 0, 8), (2, 0, 4), (3, 0, 3), (3, 2, 4), (4, 1, 3)]
+)
+def test_call_counts_drop_by_the_expected_fraction(interval: int, warmup: int, expected: int) -> None:
+    model = meldit()
+    counts = count_calls(model)
+    apply_fora(model, FORAConfig(interval=interval, warmup_steps=warmup))
+    run_steps(model, *meldit_inputs(), num_steps=8)
+    num_blocks = len(model.transformer_blocks)
+    assert counts == [expected * num_blocks, expected * num_blocks]
+
+
+def test_per_block_intervals() -> None:
+    model = meldit()
+    counts = count_calls(model)
+    apply_fora(model, FORAConfig(interval=2, block_intervals=[1, 4]))
+    run_steps(model, *meldit_inputs(), num_steps=8)
+    assert counts == [8 + 2, 8 + 2]
+
+
+def test_new_generation_and_reset_clear_the_cache() -> None:
+    model = meldit()
+    args, kwargs = meldit_inputs()
+    baseline = run_steps(model, args, kwargs)
+    state = apply_fora(model, FORAConfig(interval=3, forecast="taylor1"))
+    first = run_steps(model, args, kwargs)
+    second = run_steps(model, args, kwargs)  # the first call's larger timestep starts a new generation
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert torch.equal(first[0], baseline[0])
+    reset_acceleration_state(model)
+    assert state.entries == {} and state.computed == 0
+
+
+def euler_sample(model: MelDiT, num_steps: int, seed: int = 0) -> torch.Tensor:
+    """A plain rectified-flow Euler loop (a custom loop: no pipeline)."""
+    args, kwargs = meldit_inputs(batch=2, seed=seed)
+    x = args[0]
+    sigmas = torch.linspace(1.0, 0.0, num_steps + 1)
+    for i in range(num_steps):
+        v = output(model, (x,), at_timestep(kwargs, float(sigmas[i]) * 1000))
+        x = x + (sigmas[i + 1] - sigmas[i]) * v
+    return x
+
+
+def test_taylor_forecast_against_plain_fora_at_equal_compute(capsys: pytest.CaptureFixture) -> None:
+    """Distance to the uncached sample over 16 Euler steps; the numbers are printed (weak assertion only)."""
+    model = meldit(seed=2, num_layers=4)
+    baseline = euler_sample(model, 16)
+    lines = []
+    for interval in (2, 3, 4):
+        errors = {}
+        for forecast in ("none", "taylor1"):
+            apply_fora(model, FORAConfig(interval=interval, warmup_steps=2, forecast=forecast))
+            errors[forecast] = (euler_sample(model, 16) - baseline).abs().mean().item()
+            remove_acceleration(model)
+        assert all(torch.isfinite(torch.tensor(e)) for e in errors.values())
+        lines.append(f"interval {interval}: L1 FORA {errors['none']:.4g}, taylor1 {errors['taylor1']:.4g}")
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+
+
+def tiny_pipeline() -> MelDiTPipeline:
+    return MelDiTPipeline(meldit(seed=3), FlowMatchEulerDiscreteScheduler(shift=3.0))
+
+
+def generate(pipe: MelDiTPipeline, seed: int = 0) -> torch.Tensor:
+    return pipe(
+        instrument=[1, 2],
+        pitch=[60, 64],
+        num_inference_steps=6,
+        guidance_scale=3.0,
+        num_frames=16,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+    ).mels
+
+
+def test_meldit_pipeline_with_cfg_both_plugins_and_repeated_calls() -> None:
+    pipe = tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    baseline = generate(pipe)
+    apply_tome(pipe.transformer, ToMeConfig(ratio=0.0))
+    apply_fora(pipe.transformer, FORAConfig(interval=1))
+    assert torch.equal(generate(pipe), baseline)  # ratio 0 + interval 1 compose to the baseline exactly
+    remove_acceleration(pipe.transformer)
+
+    counts = count_calls(pipe.transformer)
+    apply_tome(pipe.transformer, ToMeConfig(ratio=0.5, merge_mlp=True))
+    apply_fora(pipe.transformer, FORAConfig(interval=2, forecast="taylor1"))
+    first = generate(pipe)
+    assert counts == [3 * 2, 3 * 2]  # 6 steps, one (cond + uncond) forward each, refresh every 2nd, 2 blocks
+    second = generate(pipe)
+    assert torch.isfinite(first).all() and torch.equal(first, second)  # state resets between calls
+    assert not torch.equal(first, baseline)
+
+
+def test_unmodified_diffusers_dit_pipeline() -> None:
+    from accel_dit_models import randomize
+    from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+
+    transformer = randomize(
+        DiTTransformer2DModel(
+            num_attention_heads=2,
+            attention_head_dim=8,
+            in_channels=4,
+            out_channels=8,
+            num_layers=2,
+            sample_size=8,
+            patch_size=2,
+        )
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8,),
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=8,
+    ).eval()
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+
+    def run() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return pipe(
+            [1, 2], num_inference_steps=4, guidance_scale=2.0, generator=generator, output_type="pt"
+        ).images
+
+    baseline = run()
+    apply_fora(transformer, FORAConfig(interval=2))
+    apply_tome(transformer, ToMeConfig(ratio=0.5))
+    first, second = run(), run()
+    assert torch.isfinite(first).all() and torch.equal(first, second)
+    remove_acceleration(transformer)
+    assert torch.equal(run(), baseline)
+
+
+FORA_PLUGIN = lambda m: apply_fora(m, FORAConfig(interval=2, forecast="taylor1"))  # noqa: E731
+TOME_PLUGIN = lambda m: apply_tome(m, ToMeConfig(ratio=0.5, merge_mlp=True))  # noqa: E731
+
+
+@pytest.mark.parametrize(
+    ("plugin", "backend"),
+    [
+        (FORA_PLUGIN, "aot_eager"),
+        (TOME_PLUGIN, "aot_eager"),
+        pytest.param(
+            FORA_PLUGIN, "inductor", marks=pytest.mark.slow
+        ),  # about a minute of C++ compile on a CPU
+    ],
+    ids=["fora-aot_eager", "tome-aot_eager", "fora-inductor"],
+)
+def test_torch_compile_matches_eager(plugin: object, backend: str) -> None:
+    """The plugins' bookkeeping runs outside the graph (graph breaks, documented); results match eager."""
+    torch._dynamo.reset()
+    eager, compiled_model = meldit(), meldit()
+    plugin(eager)
+    plugin(compiled_model)
+    compiled = torch.compile(compiled_model, backend=backend)
+    args, kwargs = meldit_inputs()
+    with torch.no_grad():
+        for step in range(4):
+            kw = at_timestep(kwargs, 900.0 - 200 * step)
+            expected = eager(*args, **kw).sample
+            got = compiled(*args, **kw).sample
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

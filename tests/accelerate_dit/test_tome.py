@@ -1,0 +1,142 @@
+"""ToMe: exactness at ratio 0, fewer tokens into the wrapped sub-modules, gates kept, matching invariants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from accel_dit_models import MODELS, dit, dit_inputs, flux, flux_inputs, meldit, meldit_inputs, output
+
+from accelerando.accelerate_dit import ToMeConfig, apply_tome, remove_acceleration
+from accelerando.accelerate_dit.tome import bipartite_soft_matching_2d
+
+ROPE_MODELS = {"FluxTransformer2DModel", "StableAudioDiTModel"}
+
+
+def count_lengths(module: torch.nn.Module, lengths: list[int]) -> torch.utils.hooks.RemovableHandle:
+    """Record the token count of every input to ``module`` (an inner layer, so below the ToMe wrapper)."""
+    return module.register_forward_pre_hook(lambda _m, args: lengths.append(args[0].shape[1]))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_ratio_zero_is_exactly_the_baseline(name: str) -> None:
+    make, inputs = MODELS[name]
+    model = make()
+    args, kwargs = inputs()
+    baseline = output(model, args, kwargs)
+    rope = name in ROPE_MODELS
+    apply_tome(model, ToMeConfig(ratio=0.0, merge_attn=not rope, merge_crossattn=True, merge_mlp=True))
+    assert torch.equal(output(model, args, kwargs), baseline)
+
+
+@pytest.mark.parametrize(
+    "name", ["MelDiT", "DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel"]
+)
+def test_attention_sees_fewer_tokens(name: str) -> None:
+    make, inputs = MODELS[name]
+    model = make()
+    args, kwargs = inputs()
+    block = model.transformer_blocks[0]
+    attn = block.attn1 if hasattr(block, "attn1") else block.attn
+    baseline_lengths: list[int] = []
+    handle = count_lengths(attn.to_q, baseline_lengths)
+    baseline = output(model, args, kwargs)
+    apply_tome(model, ToMeConfig(ratio=0.5, sx=2, sy=2))
+    merged_lengths: list[int] = []
+    handle.remove()
+    count_lengths(attn.to_q, merged_lengths)
+    merged = output(model, args, kwargs)
+    n = baseline_lengths[0]
+    assert merged_lengths == [n - n // 2]  # patch-2 grids merge too (4 x 4 tokens here)
+    assert merged.shape == baseline.shape and torch.isfinite(merged).all()
+    assert not torch.equal(merged, baseline)
+
+
+def test_adaln_zero_gates_are_kept() -> None:
+    """With the gates zeroed every MelDiT block is the identity: ToMe inside the gate changes nothing."""
+    model = meldit()
+    d = model.config.hidden_size
+    with torch.no_grad():
+        for block in model.transformer_blocks:
+            linear = block.adaLN_modulation[-1]
+            for chunk in (2, 5):  # gate_msa, gate_mlp
+                linear.weight[chunk * d : (chunk + 1) * d] = 0
+                linear.bias[chunk * d : (chunk + 1) * d] = 0
+    args, kwargs = meldit_inputs()
+    baseline = output(model, args, kwargs)
+    state = apply_tome(model, ToMeConfig(ratio=0.7, merge_mlp=True))
+    assert torch.equal(output(model, args, kwargs), baseline)
+    assert state.tokens_out < state.tokens_in
+
+
+def test_matching_merge_unmerge_invariants() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 6 * 8, 5, generator=gen)
+    rand_idx = torch.randint(4, (3, 4, 1), generator=gen)
+    merge, unmerge = bipartite_soft_matching_2d(x, (6, 8), sx=2, sy=2, r=20, rand_idx=rand_idx)
+    merged = merge(x)
+    assert merged.shape == (3, 48 - 20, 5)
+    restored = unmerge(merged)
+    assert restored.shape == x.shape
+    # 28 distinct tokens come back, each a (size-weighted) mean of the originals it absorbed.
+    assert all(len(torch.unique(restored[b], dim=0)) == 28 for b in range(3))
+    # r = 0 is the identity; a constant input merges to itself.
+    merge0, unmerge0 = bipartite_soft_matching_2d(x, (6, 8), 2, 2, 0, rand_idx)
+    assert torch.equal(unmerge0(merge0(x)), x)
+    ones = torch.ones(1, 48, 2)
+    m, u = bipartite_soft_matching_2d(ones, (6, 8), 2, 2, 30, rand_idx[:1])
+    assert torch.equal(u(m(ones)), ones)
+
+
+def test_ratio_is_capped_at_one_destination_per_cell() -> None:
+    x = torch.randn(1, 16, 4)
+    merge, _ = bipartite_soft_matching_2d(
+        x, (4, 4), 2, 2, r=15, rand_idx=torch.zeros(2, 2, 1, dtype=torch.int64)
+    )
+    assert merge(x).shape[1] == 4
+
+
+def test_block_schedule_and_seeded_reproducibility() -> None:
+    model = dit()
+    args, kwargs = dit_inputs()
+    lengths: list[list[int]] = [[], []]
+    for i, block in enumerate(model.transformer_blocks):
+        count_lengths(block.attn1.to_q, lengths[i])
+    apply_tome(model, ToMeConfig(ratio=0.5, block_ratios={1: 0.25}, seed=3))
+    first = output(model, args, kwargs)
+    assert lengths == [[8], [12]]
+    remove_acceleration(model)
+    apply_tome(model, ToMeConfig(ratio=0.5, block_ratios=[0.5, 0.25], seed=3))
+    assert torch.equal(output(model, args, kwargs), first)
+
+
+def test_rope_attention_is_refused_and_flux_text_prefix_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = flux()
+    with pytest.raises(ValueError, match="rotary"):
+        apply_tome(model, ToMeConfig(ratio=0.5))
+    args, kwargs = flux_inputs()
+    single = model.single_transformer_blocks[0]
+    seen: list[torch.Tensor] = []
+    linear_forward = torch.nn.Linear.forward
+
+    def recording_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        if self is single.proj_mlp:  # what the layer itself receives, below the ToMe wrapper
+            seen.append(x)
+        return linear_forward(self, x)
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", recording_forward)
+    output(model, args, kwargs)
+    apply_tome(model, ToMeConfig(ratio=0.5, merge_attn=False, merge_mlp=True))
+    output(model, args, kwargs)
+    full, merged = seen
+    text = kwargs["encoder_hidden_states"].shape[1]
+    assert merged.shape[1] == text + 24 - 12
+    assert torch.equal(merged[:, :text], full[:, :text])  # the text tokens are never merged
+
+
+def test_invalid_config_messages() -> None:
+    with pytest.raises(ValueError, match="ratio 1.0"):
+        ToMeConfig(ratio=1.0)
+    with pytest.raises(ValueError, match="sx"):
+        ToMeConfig(sx=0)
+    with pytest.raises(ValueError, match="block_ratios has 3"):
+        apply_tome(meldit(), ToMeConfig(block_ratios=[0.1, 0.2, 0.3]))
