@@ -14,6 +14,8 @@ import importlib
 TRAINERS: dict[str, str] = {
     "fregrad": "accelerando.vocoders.fregrad.train",
     "newt": "accelerando.vocoders.newt.train",
+    "periodwave": "accelerando.vocoders.periodwave.train",
+    "periodwave-turbo": "accelerando.vocoders.periodwave.train_turbo",
     "meldit": "accelerando.generation.train",
 }
 

@@ -6,6 +6,9 @@ gives each wavelet sub-band its own track: ``sigma_low`` from mel bins ``[0, n_m
 ``sigma_high`` from ``[n_mels/2, n_mels)``, each ``sqrt(sum(exp(mel)))`` min-max normalised with
 training-set energy statistics and floored at ``std_min``.
 
+The frame energy and its statistics live in :mod:`accelerando.vocoders.energy` (shared with
+PeriodWave); they are re-exported here.
+
 Details follow the reference code (kaistmm/fregrad, ``dataset.py``):
 
 - the statistics are the min and max of the *full-band* frame energy over the training set, and
@@ -27,6 +30,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from accelerando.vocoders.energy import (
+    DEFAULT_ENERGY_MAX,
+    DEFAULT_ENERGY_MIN,
+    compute_energy_stats,
+    frame_energy,
+)
+
 __all__ = [
     "DEFAULT_ENERGY_MAX",
     "DEFAULT_ENERGY_MIN",
@@ -35,38 +45,8 @@ __all__ = [
     "frame_energy",
 ]
 
-DEFAULT_ENERGY_MAX = 4.0
-# The energy of a silent frame of the shared front end: 80 bins at the 1e-5 mel clamp.
-DEFAULT_ENERGY_MIN = math.sqrt(80 * 1e-5)
 _FILTER_RATE = 11025.0
 _FILTER_Q = 0.707
-
-
-def frame_energy(mel: Tensor) -> Tensor:
-    """``sqrt(sum_bins(exp(mel)))``: ``(B, n_mels, frames)`` natural-log mel -> ``(B, frames)``."""
-    return mel.exp().sum(dim=1).sqrt()
-
-
-def compute_energy_stats(mels: list[Tensor] | Tensor) -> tuple[float, float]:
-    """Min and max full-band frame energy over a set of log-mels (the training set).
-
-    Args:
-        mels: ``(B, n_mels, frames)`` tensors or ``(n_mels, frames)`` tensors, of any lengths.
-
-    Returns:
-        ``(energy_min, energy_max)`` as Python floats.
-    """
-    if isinstance(mels, Tensor):
-        mels = [mels]
-    if len(mels) == 0:
-        raise ValueError("compute_energy_stats needs at least one mel spectrogram")
-    lows, highs = [], []
-    for mel in mels:
-        mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
-        energy = frame_energy(mel.double())
-        lows.append(energy.min())
-        highs.append(energy.max())
-    return float(torch.stack(lows).min()), float(torch.stack(highs).max())
 
 
 def _biquad_coefficients(kind: str, cutoff: float) -> tuple[list[float], list[float]]:

@@ -1,0 +1,128 @@
+"""Train PeriodWave (flow matching) on an LJSpeech-style or LibriTTS folder.
+
+Recipe of PeriodWave (arXiv 2408.07547, reference configs): 22.05 kHz, 80 mels, random crops of 32,768
+samples (128 frames), AdamW with lr 2e-4, the std-scaled OT-CFM loss. Before the first step the frame-energy
+statistics of the prior are computed once over (a subset of) the training split (the corpus max by default,
+as in the reference), written to ``output_dir/energy_stats.json`` and stored in the model config, so each
+checkpoint's ``model/`` folder is a loadable ``PeriodWave`` with its prior. The data handling, statistics and
+validation are the vocoders' shared ones (:mod:`accelerando.vocoders.training_utils`).
+
+Example::
+
+    accelerate launch -m accelerando.vocoders.periodwave.train --data_dir data/speech \\
+        --output_dir runs/periodwave --preset S --max_train_steps 100000 --use_ema
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from accelerando import training as T
+from accelerando.vocoders.periodwave.model import PRESETS, PeriodWave
+from accelerando.vocoders.training_utils import (
+    ENERGY_STATS_FILE,
+    add_vocoder_data_arguments,
+    check_energy_max,
+    energy_stats,
+    run_validation,
+    vocoder_datasets,
+)
+
+__all__ = ["ENERGY_STATS_FILE", "add_arguments", "main", "parse_args"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add PeriodWave's flags and the shared training flags (with PeriodWave's defaults) to ``parser``."""
+    add_vocoder_data_arguments(parser, segment_frames=128, energy_max_default="corpus")
+    add = parser.add_argument
+    add("--preset", type=str, default="B", choices=sorted(PRESETS), help="Model size.")
+    add("--validation_num_steps", type=T.positive_int, default=16, help="Midpoint ODE steps at validation.")
+    return T.add_training_args(
+        parser,
+        output_dir="output/periodwave",
+        train_batch_size=32,
+        learning_rate=2e-4,
+        max_train_steps=1_000_000,
+        checkpointing_steps=10_000,
+        max_grad_norm=1e9,  # the reference code does not clip
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="accelerando train periodwave",
+        description="Train the PeriodWave vocoder (flow matching).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    return check_energy_max(parser, add_arguments(parser).parse_args(argv))
+
+
+def main(args: argparse.Namespace) -> Path:
+    """Train; returns the folder of the final model (``output_dir/model``)."""
+    accelerator = T.create_accelerator(args, project_name="periodwave")
+    train_utts, crops, valid_utts = vocoder_datasets(args)
+    stats = energy_stats(args, train_utts, accelerator)
+    model = PeriodWave.from_preset(
+        args.preset, energy_min=stats["energy_min"], energy_max=stats["energy_max"]
+    )
+    logger.info("PeriodWave %s: %d parameters", args.preset, model.num_parameters())
+    ema = T.create_ema(model, args, accelerator)
+    T.register_checkpoint_hooks(accelerator, model, ema)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+    loader = torch.utils.data.DataLoader(
+        crops,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(crops) >= args.train_batch_size,
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    periodwave = accelerator.unwrap_model(model)
+
+    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
+    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
+    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
+    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
+        crops.set_epoch(epoch)  # new random crops each epoch, the same ones after a resume
+        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
+            with accelerator.accumulate(model):
+                audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
+                loss = periodwave.flow_matching_loss(audio, mel, estimator=model)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                if not math.isfinite(loss.item()):
+                    raise RuntimeError(f"PeriodWave training loss became {loss.item()} at step {global_step}")
+                if ema is not None:
+                    ema.step(model.parameters())
+                global_step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                accelerator.log({"loss": loss.item()}, step=global_step)
+                if global_step % args.checkpointing_steps == 0:
+                    T.save_checkpoint(accelerator, args, global_step)
+                    run_validation(accelerator, model, ema, valid_utts, args, global_step)
+            if global_step >= args.max_train_steps:
+                break
+        if global_step >= args.max_train_steps:
+            break
+    final = T.save_final_model(accelerator, model, args, ema)
+    if global_step % args.checkpointing_steps != 0:
+        run_validation(accelerator, model, ema, valid_utts, args, global_step)
+    accelerator.end_training()
+    return final
+
+
+if __name__ == "__main__":
+    main(parse_args())
