@@ -61,83 +61,104 @@ def iter_corpus(root: str | Path, split: str = "test", cfg=None) -> Iterator[dic
         yield dataset[index]
 
 
-def run_griffin_lim(
+def load_vocoder_folder(path: str | Path) -> Any:
+    """A mel vocoder saved with ``save_pretrained`` (FreGrad, PeriodWave, PeriodWave-Turbo), by its config's class."""
+    import json
+
+    from accelerando import vocoders
+
+    path = Path(path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{path} is not a saved vocoder folder (no config.json)")
+    class_name = json.loads(config.read_text()).get("_class_name")
+    mel_vocoders = ("FreGrad", "PeriodWave", "PeriodWaveTurbo")
+    if class_name not in mel_vocoders:
+        raise ValueError(
+            f"{path} holds a {class_name!r}; the vocoder suite takes one of {', '.join(mel_vocoders)}"
+        )
+    return getattr(vocoders, class_name).from_pretrained(path).eval()
+
+
+def run_vocoder(
+    vocoder: Any,
     corpus: str | Path,
     split: str = "test",
     max_items: int | None = None,
-    n_iter: int = 32,
+    num_steps: int | None = None,
     seed: int = 0,
     verbose: bool = False,
-) -> dict[str, Any]:
-    """Evaluates :class:`GriffinLim` on a corpus split; returns the results payload (no files written).
+) -> list[dict[str, Any]]:
+    """Scores ``vocoder.synthesize`` on a corpus split; returns one row of figures per item.
 
     Each reference is trimmed to ``frames * hop`` samples, its mel computed with the shared front
-    end, inverted, and scored with :func:`accelerando.metrics.evaluate_vocoder`. Each synthesis is
-    timed (after one warm-up call) for the real-time factor.
+    end, synthesised (seeded per item) and scored with :func:`accelerando.metrics.evaluate_vocoder`.
+    Each synthesis is timed, after one warm-up call, for the real-time factor.
     """
     import torch
 
     from accelerando.audio import MelConfig, mel_spectrogram
-    from accelerando.metrics import VOCODER_METRICS, LatencyTimer, evaluate_vocoder
-    from accelerando.metrics.report import environment, summarize
-    from accelerando.vocoders.griffin_lim import GriffinLim
+    from accelerando.metrics import evaluate_vocoder
 
     if max_items is not None and max_items < 1:
         raise ValueError(f"max_items must be >= 1; got {max_items}")
     cfg = MelConfig()
-    vocoder = GriffinLim(cfg, n_iter=n_iter, seed=seed)
-    timer = LatencyTimer(warmup=0, repeats=1)
     items: list[dict[str, Any]] = []
     warmed = False
-    for item in iter_corpus(corpus, split, cfg):
-        if max_items is not None and len(items) >= max_items:
-            break
-        audio = torch.as_tensor(item["audio"]).float().reshape(-1)
-        frames = audio.shape[-1] // cfg.hop_length
-        if frames < 2:
-            continue
-        ref = audio[: frames * cfg.hop_length]
-        mel = mel_spectrogram(ref, cfg)  # (1, n_mels, frames)
-        if not warmed:
-            vocoder.synthesize(mel[..., : min(frames, 16)])  # librosa / numba first-call cost
-            warmed = True
-        with timer.record():
-            pred = vocoder.synthesize(mel)[0]  # (frames * hop,)
-        compute_s = timer.times_s[-1]
-        seconds = ref.shape[-1] / cfg.sample_rate
-        label = item.get("speaker", item.get("instrument", ""))
-        row: dict[str, Any] = {"id": str(item.get("id", len(items))), "speaker": label}
-        row.update(seconds=seconds, compute_s=compute_s, rtf=compute_s / seconds)
-        row.update(evaluate_vocoder(pred, ref, cfg.sample_rate, strict=False))
-        items.append(row)
-        if verbose:
-            print(
-                f"[{len(items)}] {row['id']}  {seconds:.2f} s  mstft {row['mstft']:.3f}  pesq {row['pesq_wb']:.3f}",
-                flush=True,
-            )
+    with torch.inference_mode():
+        for item in iter_corpus(corpus, split, cfg):
+            if max_items is not None and len(items) >= max_items:
+                break
+            audio = torch.as_tensor(item["audio"]).float().reshape(-1)
+            frames = audio.shape[-1] // cfg.hop_length
+            if frames < 2:
+                continue
+            ref = audio[: frames * cfg.hop_length]
+            mel = mel_spectrogram(ref, cfg)  # (1, n_mels, frames)
+            if not warmed:  # first-call costs (librosa / numba, allocator) stay out of the timing
+                vocoder.synthesize(mel[..., : min(frames, 16)], num_steps=num_steps)
+                warmed = True
+            generator = torch.Generator().manual_seed(seed + len(items))
+            started = time.perf_counter()
+            pred = vocoder.synthesize(mel, num_steps=num_steps, generator=generator)[0]  # (frames * hop,)
+            compute_s = time.perf_counter() - started
+            seconds = ref.shape[-1] / cfg.sample_rate
+            label = item.get("speaker", item.get("instrument", ""))
+            row: dict[str, Any] = {"id": str(item.get("id", len(items))), "speaker": label}
+            row.update(seconds=seconds, compute_s=compute_s, rtf=compute_s / seconds)
+            row.update(evaluate_vocoder(pred, ref, cfg.sample_rate, strict=False))
+            items.append(row)
+            if verbose:
+                print(
+                    f"[{len(items)}] {row['id']}  {seconds:.2f} s  mstft {row['mstft']:.3f}  pesq {row['pesq_wb']:.3f}",
+                    flush=True,
+                )
     if not items:
         raise ValueError(f"split {split!r} of {corpus} has no usable items")
+    return items
+
+
+def vocoder_payload(
+    suite: str, description: str, items: list[dict[str, Any]], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON payload of a vocoder suite: hardware, versions, settings, summary, speed, items."""
+    from accelerando.audio import MelConfig
+    from accelerando.metrics import VOCODER_METRICS
+    from accelerando.metrics.report import environment, summarize
+
     total_audio = sum(r["seconds"] for r in items)
     total_compute = sum(r["compute_s"] for r in items)
     env = environment()
-    timing = timer.result().to_dict()
-    timing.pop("times_s")
     return {
-        "suite": "griffin-lim",
-        "description": "Griffin-Lim reference vocoder (librosa NNLS mel inversion + fast Griffin-Lim): "
-        "the quality floor every neural vocoder must beat on the held-out split.",
+        "suite": suite,
+        "description": description,
         "hardware": {k: v for k, v in env.items() if k not in ("versions", "pretrained")},
         "versions": env["versions"],
         "settings": {
-            "corpus": str(corpus),
-            "split": split,
-            "max_items": max_items,
+            **settings,
             "n_items": len(items),
             "total_audio_s": total_audio,
-            "n_iter": n_iter,
-            "momentum": vocoder.momentum,
-            "seed": seed,
-            "mel_config": dataclasses.asdict(cfg),
+            "mel_config": dataclasses.asdict(MelConfig()),
             "higher_is_better": VOCODER_METRICS,
             "pitch_metrics": "pYIN (librosa) instead of CREPE; periodicity = pYIN voiced probability",
         },
@@ -146,10 +167,50 @@ def run_griffin_lim(
             "rtf": total_compute / total_audio,
             "xrt": total_audio / total_compute if total_compute > 0 else None,
             "definition": "RTF = compute seconds / audio seconds (summed over items); xRT = 1 / RTF",
-            "per_item_timing": timing,
         },
         "items": items,
     }
+
+
+def run_griffin_lim(
+    corpus: str | Path,
+    split: str = "test",
+    max_items: int | None = None,
+    n_iter: int = 32,
+    seed: int = 0,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Evaluates :class:`GriffinLim` on a corpus split; returns the results payload (no files written)."""
+    from accelerando.vocoders.griffin_lim import GriffinLim
+
+    vocoder = GriffinLim(n_iter=n_iter, seed=seed)
+    items = run_vocoder(vocoder, corpus, split, max_items, seed=seed, verbose=verbose)
+    settings = {"corpus": str(corpus), "split": split, "max_items": max_items, "n_iter": n_iter}
+    settings.update(momentum=vocoder.momentum, seed=seed)
+    return vocoder_payload(
+        "griffin-lim",
+        "Griffin-Lim reference vocoder (librosa NNLS mel inversion + fast Griffin-Lim): "
+        "the quality floor every neural vocoder must beat on the held-out split.",
+        items,
+        settings,
+    )
+
+
+def _vocoder_suite(args: argparse.Namespace) -> dict[str, Any]:
+    if args.corpus is None or args.model is None:
+        raise ValueError(
+            "the vocoder suite needs --corpus PATH and --model PATH (a saved FreGrad / PeriodWave folder)"
+        )
+    vocoder = load_vocoder_folder(args.model)
+    items = run_vocoder(
+        vocoder, args.corpus, args.split, args.max_items, args.num_steps, args.seed, verbose=True
+    )
+    settings = {"corpus": str(args.corpus), "split": args.split, "max_items": args.max_items}
+    settings.update(model=str(args.model), model_class=type(vocoder).__name__, num_steps=args.num_steps)
+    settings.update(seed=args.seed, parameters=vocoder.num_parameters())
+    return vocoder_payload(
+        "vocoder", f"{type(vocoder).__name__} from {args.model} on a corpus split", items, settings
+    )
 
 
 def _griffin_lim_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -165,6 +226,11 @@ SUITES: dict[str, Suite] = {
         help="Griffin-Lim mel inversion on a corpus' held-out split (the vocoder quality floor)",
         run=_griffin_lim_suite,
         default_out="benchmarks/results/griffin_lim.json",
+    ),
+    "vocoder": Suite(
+        help="a saved mel vocoder (--model: FreGrad / PeriodWave / Turbo folder) on a corpus' held-out split",
+        run=_vocoder_suite,
+        default_out="benchmarks/results/vocoder.json",
     ),
 }
 
@@ -223,7 +289,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-items", type=int, default=None, help="evaluate at most this many items")
     parser.add_argument("--n-iter", type=int, default=32, help="Griffin-Lim iterations")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the Griffin-Lim initial phase")
+    parser.add_argument("--model", default=None, help="vocoder suite: a saved vocoder folder")
+    parser.add_argument(
+        "--num-steps",
+        type=int,
+        default=None,
+        help="vocoder suite: sampling steps (None: the model's default)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the initial phase / noise (per item: seed + index)"
+    )
     parser.add_argument(
         "--out",
         default=None,

@@ -109,3 +109,26 @@ def test_benchmark_script_forwards_to_the_cli():
         "--out",
         "o.json",
     ]
+
+
+def test_bench_vocoder_suite_scores_a_saved_fregrad(corpus: Path, tmp_path: Path):
+    from accelerando.vocoders import FreGrad
+
+    model_dir = tmp_path / "fregrad"
+    FreGrad.from_preset("small", residual_layers=2, residual_channels=4).save_pretrained(model_dir)
+    out = tmp_path / "results" / "fregrad.json"
+    args = ["bench", "vocoder", "--corpus", str(corpus), "--model", str(model_dir), "--num-steps", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["suite"] == "vocoder"
+    assert payload["settings"]["model_class"] == "FreGrad" and payload["settings"]["num_steps"] == 2
+    assert payload["settings"]["n_items"] == 2 and payload["summary"]["mstft"]["n"] == 2
+
+
+def test_bench_vocoder_suite_rejects_a_non_vocoder_folder(corpus: Path, tmp_path: Path, capsys):
+    from accelerando.generation import MelDiT
+
+    model_dir = tmp_path / "dit"
+    MelDiT(hidden_size=32, num_layers=1, num_attention_heads=2, num_frames=16).save_pretrained(model_dir)
+    assert main(["bench", "vocoder", "--corpus", str(corpus), "--model", str(model_dir)]) == 2
+    assert "holds a 'MelDiT'" in capsys.readouterr().err
