@@ -17,6 +17,7 @@ TRAINERS: dict[str, str] = {
     "periodwave": "accelerando.vocoders.periodwave.train",
     "periodwave-turbo": "accelerando.vocoders.periodwave.train_turbo",
     "meldit": "accelerando.generation.train",
+    "fastpitch": "accelerando.tts.fastpitch.train",
 }
 
 

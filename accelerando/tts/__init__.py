@@ -20,4 +20,10 @@ from .engine import StreamingSynthesizer, StreamingVocoder
 from .fastpitch import IncrementalFastPitch
 from .frontend import DEFAULT_SYMBOLS, TextFrontend
 
-__all__ = ["DEFAULT_SYMBOLS", "IncrementalFastPitch", "StreamingSynthesizer", "StreamingVocoder", "TextFrontend"]
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "IncrementalFastPitch",
+    "StreamingSynthesizer",
+    "StreamingVocoder",
+    "TextFrontend",
+]
