@@ -5,10 +5,17 @@ noise`` on normalised mels, sigma drawn uniformly or logit-normally (SD3 / Faste
 the null label with ``class_dropout_prob`` (a config field) for classifier-free guidance. EMA, checkpoints and
 resuming come from ``accelerando.training``; the final model is a ``MelDiT.from_pretrained`` folder.
 
+``--recipe fasterdit`` (arXiv 2410.10356, ``accelerando.accelerate_dit.fasterdit``) switches on logit-normal(0, 1)
+sigmas, the mels scaled to std 1 (``--data_std``: baked into the saved config's ``mel_std``, so sampling and
+``denormalize_mel`` stay consistent) and the velocity-direction loss (``--direction_loss_weight 1``);
+``--recipe vanilla`` is uniform sigmas and plain MSE. Explicit flags override the recipe; with no recipe the
+script keeps its historical defaults (logit-normal(0, 1), data unchanged, plain MSE).
+
 Example::
 
     accelerate launch -m accelerando.generation.train --data_dir data/instruments --preset small \\
-        --output_dir out/meldit --train_batch_size 32 --learning_rate 2e-4 --max_train_steps 20000 --use_ema
+        --output_dir out/meldit --train_batch_size 32 --learning_rate 2e-4 --max_train_steps 20000 --use_ema \\
+        --recipe fasterdit
 """
 
 from __future__ import annotations
@@ -22,9 +29,41 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from accelerando import training as T
-from accelerando.generation.mel_dit import PRESETS, MelDiT, rectified_flow_loss
+from accelerando.accelerate_dit.fasterdit import (
+    TIMESTEP_SAMPLERS,
+    FasterDiTRecipe,
+    fasterdit_loss,
+    sample_timesteps,
+)
+from accelerando.generation.mel_dit import PRESETS, MelDiT, patchify
 
-__all__ = ["build_dataset", "collate_notes", "main", "parse_args", "sample_sigmas"]
+__all__ = [
+    "RECIPES",
+    "build_dataset",
+    "collate_notes",
+    "estimate_mel_std",
+    "main",
+    "parse_args",
+    "recipe_from_args",
+    "sample_sigmas",
+    "training_loss",
+]
+
+# ``--recipe`` presets; ``None`` is the script's behaviour before recipes existed.
+RECIPES: dict[str | None, FasterDiTRecipe] = {
+    None: FasterDiTRecipe(timestep_sampling="logit_normal"),
+    "vanilla": FasterDiTRecipe.vanilla(),
+    "fasterdit": FasterDiTRecipe.fasterdit(),
+}
+# flag -> FasterDiTRecipe field; a flag left at None takes the recipe's value.
+_RECIPE_FLAGS = {
+    "timestep_sampling": "timestep_sampling",
+    "logit_mean": "logit_mean",
+    "logit_std": "logit_std",
+    "mode_scale": "mode_scale",
+    "data_std": "data_std",
+    "direction_loss_weight": "direction_weight",
+}
 
 LOG_MEL_FLOOR = math.log(1e-5)  # MelConfig's clamp: the log-mel value of silence
 
@@ -37,10 +76,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_frames", type=int, default=128, help="Mel frames per training crop.")
     parser.add_argument("--class_dropout_prob", type=float, default=0.1)
     parser.add_argument(
-        "--timestep_sampling", type=str, default="logit_normal", choices=["uniform", "logit_normal"]
+        "--recipe",
+        type=str,
+        default=None,
+        choices=[k for k in RECIPES if k],
+        help="Defaults for the flags below: 'vanilla' (uniform, MSE) or 'fasterdit'. Unset: logit-normal, MSE.",
+    )
+    parser.add_argument("--timestep_sampling", type=str, default=None, choices=sorted(TIMESTEP_SAMPLERS))
+    parser.add_argument("--logit_mean", type=float, default=None, help="Logit-normal mean (default 0).")
+    parser.add_argument("--logit_std", type=float, default=None, help="Logit-normal std (default 1).")
+    parser.add_argument("--mode_scale", type=float, default=None, help="Mode sampler scale (default 1.29).")
+    parser.add_argument(
+        "--data_std",
+        type=float,
+        default=None,
+        help="Scale the normalised mels to this std (unset: unchanged).",
+    )
+    parser.add_argument(
+        "--direction_loss_weight", type=float, default=None, help="Velocity-direction loss weight (0: off)."
     )
     parser.add_argument("--weight_decay", type=float, default=0.0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    for flag, name in _RECIPE_FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(recipe, name))
+    recipe_from_args(args)  # validates the combination
+    return args
+
+
+def recipe_from_args(args: argparse.Namespace) -> FasterDiTRecipe:
+    """The ``FasterDiTRecipe`` the resolved flags describe."""
+    return FasterDiTRecipe(**{name: getattr(args, flag) for flag, name in _RECIPE_FLAGS.items()})
 
 
 def build_dataset(args: argparse.Namespace) -> Dataset:
@@ -69,26 +136,66 @@ def collate_notes(items: list[dict[str, Any]], num_frames: int) -> dict[str, tor
 
 
 def sample_sigmas(
-    batch_size: int, kind: str, device: torch.device, generator: torch.Generator | None = None
+    batch_size: int,
+    kind: str,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+    **sampler_kw: float,
 ) -> torch.Tensor:
-    """Noise levels for a batch: ``uniform`` in [0, 1] or ``logit_normal`` (sigmoid of N(0, 1); Esser et al. 2024)."""
-    if kind == "uniform":
-        return torch.rand(batch_size, generator=generator, device=device)
-    if kind == "logit_normal":
-        return torch.sigmoid(torch.randn(batch_size, generator=generator, device=device))
-    raise ValueError(f"Unknown timestep sampling {kind!r}; choose 'uniform' or 'logit_normal'.")
+    """Noise levels for a batch from ``fasterdit.sample_timesteps`` (``uniform``, ``logit_normal``, ``mode``,
+    ``cosmap``; SD3 / FasterDiT), in (0, 1)."""
+    return sample_timesteps(kind, batch_size, generator=generator, device=device, **sampler_kw)
+
+
+def estimate_mel_std(dataset: Dataset, num_frames: int, max_items: int = 256) -> float:
+    """Std of the log-mels of the first ``max_items`` collated notes (deterministic, so resuming agrees)."""
+    items = [dataset[i] for i in range(min(len(dataset), max_items))]
+    return float(collate_notes(items, num_frames)["mel"].std())
+
+
+def training_loss(
+    model: MelDiT,
+    x0: torch.Tensor,
+    program: torch.Tensor,
+    pitch: torch.Tensor,
+    velocity: torch.Tensor,
+    sigmas: torch.Tensor,
+    direction_weight: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Rectified-flow MSE (as ``mel_dit.rectified_flow_loss``) plus FasterDiT's velocity-direction loss.
+
+    ``x0`` ``(B, 1, n_mels, frames)`` in model space. The direction term compares the velocity of each patch
+    token (the DiT's positions: ``C * ph * pw`` values each, since a mel has one channel); weight 0 gives the
+    plain MSE exactly.
+    """
+    b = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    s = sigmas.reshape(b, *([1] * (x0.ndim - 1)))
+    x_sigma = (1 - s) * x0 + s * noise
+    pred = model(x_sigma, sigmas * 1000, program, pitch, velocity).sample
+    target = noise - x0
+    if direction_weight != 0:
+        patch = tuple(getattr(model, "module", model).config.patch_size)  # DDP-wrapped under accelerate
+        pred, target = patchify(pred, patch), patchify(target, patch)  # (B, tokens, C * ph * pw)
+    return fasterdit_loss(pred, target, direction_weight, dim=-1)
 
 
 def main(args: argparse.Namespace) -> MelDiT:
     accelerator = T.create_accelerator(args, project_name="meldit")
+    dataset = build_dataset(args)
     model = MelDiT.from_preset(
         args.preset, num_frames=args.num_frames, class_dropout_prob=args.class_dropout_prob
     )
+    # FasterDiT std modulation, kept in the saved config so sampling denormalises consistently.
+    if args.data_std is not None:
+        measured = estimate_mel_std(dataset, args.num_frames) / model.config.mel_std  # normalised-mel std
+        model.register_to_config(mel_std=model.config.mel_std / recipe_from_args(args).data_scale(measured))
     ema = T.create_ema(model, args, accelerator)
     T.register_checkpoint_hooks(accelerator, model, ema)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     loader = DataLoader(
-        build_dataset(args),
+        dataset,
         batch_size=args.train_batch_size,
         shuffle=True,
         drop_last=False,
@@ -100,15 +207,17 @@ def main(args: argparse.Namespace) -> MelDiT:
     global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
     bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     unwrapped = accelerator.unwrap_model(model)
+    sampler_kw = recipe_from_args(args).sampler_kwargs()
     model.train()
     for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
         for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
             with accelerator.accumulate(model):
                 x0 = unwrapped.normalize_mel(batch["mel"])  # (B, 1, n_mels, frames) model space
-                sigmas = sample_sigmas(x0.shape[0], args.timestep_sampling, x0.device)
-                loss = rectified_flow_loss(
-                    model, x0, batch["program"], batch["pitch"], batch["velocity"], sigmas
-                )
+                sigmas = sample_sigmas(x0.shape[0], args.timestep_sampling, x0.device, **sampler_kw)
+                loss = training_loss(
+                    model, x0, batch["program"], batch["pitch"], batch["velocity"], sigmas,
+                    args.direction_loss_weight,
+                )  # fmt: skip
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

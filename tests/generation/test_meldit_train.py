@@ -25,11 +25,11 @@ def test_collate_crops_and_pads_with_silence():
 
 
 def test_sample_sigmas():
-    for kind in ("uniform", "logit_normal"):
+    for kind in ("uniform", "logit_normal", "mode", "cosmap"):
         s = meldit_train.sample_sigmas(1000, kind, torch.device("cpu"), torch.Generator().manual_seed(0))
         assert s.shape == (1000,) and 0 <= s.min() and s.max() <= 1
     with pytest.raises(ValueError, match="'cosmap'"):
-        meldit_train.sample_sigmas(4, "cosmap", torch.device("cpu"))
+        meldit_train.sample_sigmas(4, "karras", torch.device("cpu"))  # the error lists the kinds
 
 
 def test_train_script_runs_and_saves_a_loadable_model(tmp_path, monkeypatch):
