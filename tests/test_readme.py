@@ -20,7 +20,9 @@ def _write_tiny_ljspeech(root: Path) -> None:
     rows, ids = [], []
     for i, freq in enumerate((220.0, 330.0, 440.0)):
         t = np.arange(22050) / 22050
-        save_audio(root / "wavs" / f"u{i}.wav", (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 22050)
+        save_audio(
+            root / "wavs" / f"u{i}.wav", (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 22050
+        )
         rows.append(f"u{i}|Tone {i}.|Tone {i}.|spk")
         ids.append(f"u{i}")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
