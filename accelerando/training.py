@@ -8,9 +8,9 @@ and ``--resume_from_checkpoint latest`` that continues the exact batch sequence.
 Checkpoints are atomic: the state is written to ``checkpoint-{step}.tmp`` and renamed when complete, so
 a run killed mid-write never leaves a folder that ``latest`` would pick.
 
-Example (a whole training loop; ``tests/training/train_tiny.py`` is a fuller one)::
+Example (a whole training script; ``tests/training/train_tiny.py`` is a fuller one)::
 
-    import argparse, math
+    import argparse
     import torch
     import torch.nn.functional as F
     from diffusers.configuration_utils import register_to_config
@@ -37,27 +37,12 @@ Example (a whole training loop; ``tests/training/train_tiny.py`` is a fuller one
     dataset = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, shuffle=True)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
-    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
-        for x, y in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                loss = F.mse_loss(model(x), y)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-            if global_step >= args.max_train_steps:
-                break
+
+    def step_fn(batch, global_step):  # the loss of one (micro-)batch, and extra scalars to log
+        x, y = batch
+        return F.mse_loss(model(x), y), {}
+
+    T.run_training_loop(accelerator, args, model, optimizer, loader, step_fn, ema=ema, name="Line")
     T.save_final_model(accelerator, model, args, ema)
     accelerator.end_training()
 """
@@ -71,7 +56,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +81,7 @@ __all__ = [
     "num_update_steps_per_epoch",
     "epoch_batches",
     "progress_bar",
+    "run_training_loop",
     "save_final_model",
 ]
 
@@ -387,3 +373,73 @@ def save_final_model(
         unwrapped.save_pretrained(target)
     accelerator.wait_for_everyone()
     return target
+
+
+def run_training_loop(
+    accelerator: Accelerator,
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataloader: Any,
+    step_fn: Callable[[Any, int], tuple[torch.Tensor, dict[str, Any]]],
+    *,
+    ema: EMAModel | None = None,
+    lr_scheduler: Any = None,
+    on_epoch_start: Callable[[int], None] | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+    name: str = "model",
+) -> int:
+    """Train the prepared ``model`` for ``--max_train_steps`` optimizer steps; return the final global step.
+
+    ``step_fn(batch, global_step) -> (loss, logs)`` computes the loss of one (micro-)batch inside
+    ``accelerator.accumulate(model)``; ``global_step`` counts the optimizer steps done so far and ``logs``
+    holds extra scalars (tensors or numbers) for the tracker. The loop resumes from
+    ``--resume_from_checkpoint``, walks ``epoch_batches``, and per batch does backward, clipping to
+    ``--max_grad_norm`` (on sync), ``optimizer.step``, ``lr_scheduler.step`` and ``zero_grad``. After each
+    optimizer step it raises if the loss is not finite, steps ``ema``, advances the progress bar, logs
+    ``{"loss", "lr" (with a scheduler), **logs}`` to the tracker, calls ``on_step(global_step, loss)``,
+    and every ``--checkpointing_steps`` calls ``save_checkpoint`` then ``on_checkpoint(global_step)``.
+    ``on_epoch_start(epoch)`` runs before each epoch's batches. All processes must call it.
+    """
+    steps_per_epoch = num_update_steps_per_epoch(dataloader, args)
+    global_step, first_epoch, resume_step = resume(accelerator, args, steps_per_epoch)
+    bar = progress_bar(accelerator, args.max_train_steps, global_step)
+    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
+        for batch in epoch_batches(accelerator, dataloader, epoch, first_epoch, resume_step):
+            with accelerator.accumulate(model):
+                loss, extra = step_fn(batch, global_step)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                if lr_scheduler is not None:
+                    lr_scheduler.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise RuntimeError(f"{name} training loss became {value} at step {global_step}")
+                if ema is not None:
+                    ema.step(model.parameters())
+                global_step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+                logs = {"loss": value}
+                if lr_scheduler is not None:
+                    logs["lr"] = lr_scheduler.get_last_lr()[0]
+                logs.update(
+                    {k: v.item() if isinstance(v, torch.Tensor) else float(v) for k, v in extra.items()}
+                )
+                accelerator.log(logs, step=global_step)
+                if on_step is not None:
+                    on_step(global_step, loss)
+                if global_step % args.checkpointing_steps == 0:
+                    save_checkpoint(accelerator, args, global_step)
+                    if on_checkpoint is not None:
+                        on_checkpoint(global_step)
+            if global_step >= args.max_train_steps:
+                return global_step
+    return global_step

@@ -203,38 +203,19 @@ def main(args: argparse.Namespace) -> MelDiT:
         collate_fn=functools.partial(collate_notes, num_frames=args.num_frames),
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     unwrapped = accelerator.unwrap_model(model)
     sampler_kw = recipe_from_args(args).sampler_kwargs()
+
+    def step_fn(batch: dict[str, torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
+        x0 = unwrapped.normalize_mel(batch["mel"])  # (B, 1, n_mels, frames) model space
+        sigmas = sample_sigmas(x0.shape[0], args.timestep_sampling, x0.device, **sampler_kw)
+        loss = training_loss(
+            model, x0, batch["program"], batch["pitch"], batch["velocity"], sigmas, args.direction_loss_weight
+        )
+        return loss, {}
+
     model.train()
-    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
-        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                x0 = unwrapped.normalize_mel(batch["mel"])  # (B, 1, n_mels, frames) model space
-                sigmas = sample_sigmas(x0.shape[0], args.timestep_sampling, x0.device, **sampler_kw)
-                loss = training_loss(
-                    model, x0, batch["program"], batch["pitch"], batch["velocity"], sigmas,
-                    args.direction_loss_weight,
-                )  # fmt: skip
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                accelerator.log({"loss": loss.detach().item()}, step=global_step)
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-            if global_step >= args.max_train_steps:
-                break
-        if global_step >= args.max_train_steps:
-            break
+    T.run_training_loop(accelerator, args, model, optimizer, loader, step_fn, ema=ema, name="MelDiT")
     T.save_final_model(accelerator, model, args, ema)
     accelerator.end_training()
     return accelerator.unwrap_model(model)

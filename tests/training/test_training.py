@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from accelerando import training as T
 
@@ -247,3 +248,27 @@ def test_two_processes_agree_and_resume_exactly(tmp_path):
     for rank in (0, 1):
         assert _final(resumed, rank)["params_sha256"] == ranks[0]["params_sha256"]
         assert _final(resumed, rank)["ema_sha256"] == ranks[0]["ema_sha256"]
+
+
+def test_run_training_loop_stops_on_a_non_finite_loss(tmp_path):
+    args = train_tiny.parse_args(["--output_dir", str(tmp_path), "--no-use_ema", "--max_train_steps", "4"])
+    accelerator = T.create_accelerator(args)
+    model = train_tiny.TinyMLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate)
+    loader = torch.utils.data.DataLoader(train_tiny.make_dataset(32, 4, 0), batch_size=8)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    seen = []
+
+    def step_fn(batch, global_step):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        return (loss * float("nan") if global_step == 2 else loss), {"seen": len(seen)}
+
+    def on_step(global_step, loss):
+        seen.append(global_step)
+
+    with pytest.raises(RuntimeError, match="Tiny training loss became nan at step 2"):
+        T.run_training_loop(
+            accelerator, args, model, optimizer, loader, step_fn, on_step=on_step, name="Tiny"
+        )
+    assert seen == [1, 2]

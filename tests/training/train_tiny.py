@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Iterable
@@ -101,41 +100,43 @@ def main(args: argparse.Namespace) -> None:
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    num_epochs = math.ceil(args.max_train_steps / steps_per_epoch)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     loss_log = Path(args.output_dir) / "losses.jsonl"
+    current = {"epoch": 0}
 
-    for epoch in range(first_epoch, num_epochs):
+    def on_epoch_start(epoch: int) -> None:
+        current["epoch"] = epoch
         model.train()
-        for x, y in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                x = x + 0.01 * torch.randn_like(x)  # global-RNG noise: checks that resume restores RNG state
-                loss = F.mse_loss(model(x), y)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-                if accelerator.is_main_process:
-                    with loss_log.open("a") as f:
-                        f.write(json.dumps({"step": global_step, "epoch": epoch, "loss": mean_loss}) + "\n")
-                        f.flush()
-                        os.fsync(f.fileno())
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-                if args.step_sleep > 0:
-                    time.sleep(args.step_sleep)
-            if global_step >= args.max_train_steps:
-                break
+
+    def step_fn(batch: list[torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
+        x, y = batch
+        x = x + 0.01 * torch.randn_like(x)  # global-RNG noise: checks that resume restores RNG state
+        return F.mse_loss(model(x), y), {}
+
+    def on_step(global_step: int, loss: torch.Tensor) -> None:
+        mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
+        if accelerator.is_main_process:
+            with loss_log.open("a") as f:
+                f.write(
+                    json.dumps({"step": global_step, "epoch": current["epoch"], "loss": mean_loss}) + "\n"
+                )
+                f.flush()
+                os.fsync(f.fileno())
+        if args.step_sleep > 0:
+            time.sleep(args.step_sleep)
+
+    global_step = T.run_training_loop(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        loader,
+        step_fn,
+        ema=ema,
+        lr_scheduler=scheduler,
+        on_epoch_start=on_epoch_start,
+        on_step=on_step,
+        name="TinyMLP",
+    )
 
     T.save_final_model(accelerator, model, args, ema)
     unwrapped = accelerator.unwrap_model(model)

@@ -340,53 +340,37 @@ def main(args: argparse.Namespace) -> Path:
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     fastpitch = accelerator.unwrap_model(model)
 
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
-    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
-        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                out = model(
-                    batch["ids"],
-                    batch["ids_lens"],
-                    batch["mel"],
-                    batch["mel_lens"],
-                    batch["pitch"],
-                    batch["speaker"],
-                    attn_prior=batch["attn_prior"],
-                    mask_mode=args.mask_mode,
-                )
-                loss, parts = fastpitch.loss(
-                    out,
-                    batch["mel"],
-                    step=global_step,
-                    bin_loss_start_step=args.binarization_start_step,
-                    bin_loss_warmup_steps=args.binarization_warmup_steps,
-                )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if not math.isfinite(loss.item()):
-                    raise RuntimeError(f"FastPitch training loss became {loss.item()} at step {global_step}")
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
-                logs.update({k: float(v.detach()) for k, v in parts.items()})
-                bar.set_postfix(loss=f"{logs['loss']:.3f}", mel=f"{logs['mel']:.3f}")
-                accelerator.log(logs, step=global_step)
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-                    _run_validation(accelerator, model, ema, valid, args, global_step)
-            if global_step >= args.max_train_steps:
-                break
-        if global_step >= args.max_train_steps:
-            break
+    def step_fn(batch: dict[str, torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
+        out = model(
+            batch["ids"],
+            batch["ids_lens"],
+            batch["mel"],
+            batch["mel_lens"],
+            batch["pitch"],
+            batch["speaker"],
+            attn_prior=batch["attn_prior"],
+            mask_mode=args.mask_mode,
+        )
+        return fastpitch.loss(
+            out,
+            batch["mel"],
+            step=global_step,
+            bin_loss_start_step=args.binarization_start_step,
+            bin_loss_warmup_steps=args.binarization_warmup_steps,
+        )
+
+    global_step = T.run_training_loop(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        loader,
+        step_fn,
+        ema=ema,
+        lr_scheduler=scheduler,
+        on_checkpoint=lambda step: _run_validation(accelerator, model, ema, valid, args, step),
+        name="FastPitch",
+    )
     final = T.save_final_model(accelerator, model, args, ema)
     if global_step % args.checkpointing_steps != 0:
         _run_validation(accelerator, model, ema, valid, args, global_step)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,33 +140,23 @@ def main(args: argparse.Namespace) -> Path:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_interval, args.lr_decay)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
-    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
-        model.train()
-        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                audio = model(batch["f0_hz"], batch["loudness"])  # (B, T), fresh noise and phases
-                loss = loss_fn(audio, batch["audio"])
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                logs = {"loss": loss.detach().item(), "lr": scheduler.get_last_lr()[0]}
-                bar.set_postfix(**logs)
-                accelerator.log(logs, step=global_step)
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-            if global_step >= args.max_train_steps:
-                break
+
+    def step_fn(batch: dict[str, torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
+        audio = model(batch["f0_hz"], batch["loudness"])  # (B, T), fresh noise and phases
+        return loss_fn(audio, batch["audio"]), {}
+
+    T.run_training_loop(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        loader,
+        step_fn,
+        ema=ema,
+        lr_scheduler=scheduler,
+        on_epoch_start=lambda epoch: model.train(),
+        name="NEWT",
+    )
     final = T.save_final_model(accelerator, model, args, ema)
     accelerator.end_training()
     return Path(final)

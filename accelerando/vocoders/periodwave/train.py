@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,36 +86,22 @@ def main(args: argparse.Namespace) -> Path:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     periodwave = accelerator.unwrap_model(model)
 
-    steps_per_epoch = T.num_update_steps_per_epoch(loader, args)
-    global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
-    for epoch in range(first_epoch, math.ceil(args.max_train_steps / steps_per_epoch)):
-        crops.set_epoch(epoch)  # new random crops each epoch, the same ones after a resume
-        for batch in T.epoch_batches(accelerator, loader, epoch, first_epoch, resume_step):
-            with accelerator.accumulate(model):
-                audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
-                loss = periodwave.flow_matching_loss(audio, mel, estimator=model)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                if not math.isfinite(loss.item()):
-                    raise RuntimeError(f"PeriodWave training loss became {loss.item()} at step {global_step}")
-                if ema is not None:
-                    ema.step(model.parameters())
-                global_step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-                accelerator.log({"loss": loss.item()}, step=global_step)
-                if global_step % args.checkpointing_steps == 0:
-                    T.save_checkpoint(accelerator, args, global_step)
-                    run_validation(accelerator, model, ema, valid_utts, args, global_step)
-            if global_step >= args.max_train_steps:
-                break
-        if global_step >= args.max_train_steps:
-            break
+    def step_fn(batch: dict[str, torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
+        audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
+        return periodwave.flow_matching_loss(audio, mel, estimator=model), {}
+
+    global_step = T.run_training_loop(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        loader,
+        step_fn,
+        ema=ema,
+        on_epoch_start=crops.set_epoch,  # new random crops each epoch, the same ones after a resume
+        on_checkpoint=lambda step: run_validation(accelerator, model, ema, valid_utts, args, step),
+        name="PeriodWave",
+    )
     final = T.save_final_model(accelerator, model, args, ema)
     if global_step % args.checkpointing_steps != 0:
         run_validation(accelerator, model, ema, valid_utts, args, global_step)
