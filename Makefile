@@ -4,13 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 # Debian packages the tests and corpus builders need (installed by `make system-deps` when root).
-APT_PACKAGES ?= ffmpeg espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm fortunes
+APT_PACKAGES ?= ffmpeg chromium espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm fortunes
 STAMP := $(VENV)/.accelerando-installed
 
 .PHONY: demo test setup system-deps lint clean
 
 demo: setup
-	$(VENV)/bin/accelerando info
+	$(VENV)/bin/accelerando demo
 
 test: setup system-deps
 	$(PY) -m pytest

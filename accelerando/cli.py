@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "accelerando.train_cli",
     "accelerando.edit_cli",
     "accelerando.serve_cli",
+    "accelerando.demo_cli",
 )
 
 

@@ -1,0 +1,103 @@
+"""A real browser (Debian's chromium driven by Playwright) speaks in the Speak tab and draws a note in Notes.
+
+Screenshots go under the test's ``tmp_path`` and are copied to ``$ACCELERANDO_TEST_ARTIFACTS`` when set.
+Without chromium or Playwright the tests skip, except under ``CI``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+]
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; `make setup` installs it)"
+    if shutil.which("chromium") is None:
+        return "Debian's chromium is not installed (apt-get install chromium; `make system-deps` installs it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the browser tests: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _save(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    artifacts = os.environ.get("ACCELERANDO_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / name)
+    assert path.stat().st_size > 1000
+    return path
+
+
+_PLAYED = """(selector) => {
+    const audio = document.querySelector(selector + ' audio');
+    return audio !== null && (audio.currentTime > 0.2 || audio.ended);
+}"""
+
+
+def test_speak_tab_plays_streamed_speech(browser, app_url: str, tmp_path: Path) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(app_url, wait_until="networkidle", timeout=60_000)
+        page.get_by_label("Text").fill("Hello there. This is accelerando speaking.")
+        page.locator("#speak-button").click()
+        page.wait_for_function(_PLAYED, arg="#speak-audio", timeout=90_000)
+        page.wait_for_function(
+            "() => document.querySelector('#speak-stats').innerText.includes('done')", timeout=90_000
+        )
+        assert "time to first audio" in page.locator("#speak-stats").inner_text()
+        _save(page, tmp_path, "speak.png")
+    finally:
+        page.close()
+
+
+def test_notes_tab_draws_a_note(browser, app_url: str, tmp_path: Path) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(app_url, wait_until="networkidle", timeout=60_000)
+        page.get_by_role("tab", name="Notes").click()
+        page.locator("#notes-button").click()
+        page.wait_for_function(
+            "() => document.querySelector('#notes-summary') && "
+            "document.querySelector('#notes-summary').innerText.includes('speedup')",
+            timeout=90_000,
+        )
+        assert page.locator("#notes-audio audio").count() >= 1
+        _save(page, tmp_path, "notes.png")
+    finally:
+        page.close()
