@@ -10,10 +10,16 @@ from accelerando.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_p
 def test_every_listed_checkpoint_has_config_and_safetensors_and_card():
     for name in list_pretrained():
         folder = PRETRAINED_DIR / name
-        assert (folder / "config.json").is_file()
-        assert list(folder.glob("*.safetensors")), f"{name} has no safetensors weights"
+        assert (folder / "config.json").is_file() or (folder / "model_index.json").is_file()
+        assert list(folder.rglob("*.safetensors")), f"{name} has no safetensors weights"
         assert (folder / "README.md").is_file(), f"{name} has no model card"
-        assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt")), f"{name} ships pickles"
+        pickles = [p for ext in ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl") for p in folder.rglob(ext)]
+        assert not pickles, f"{name} ships pickles: {pickles}"
+
+
+def test_bundled_checkpoints_stay_within_the_size_budget():
+    total = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
+    assert total < 60 * 2**20, f"accelerando/pretrained holds {total / 2**20:.1f} MiB; the budget is 60 MiB"
 
 
 def test_unknown_checkpoint_error_names_it_and_lists_available():
