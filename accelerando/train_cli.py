@@ -18,6 +18,7 @@ TRAINERS: dict[str, str] = {
     "periodwave-turbo": "accelerando.vocoders.periodwave.train_turbo",
     "meldit": "accelerando.generation.train",
     "fastpitch": "accelerando.tts.fastpitch.train",
+    "note-classifier": "accelerando.generation.train_classifier",
 }
 
 

@@ -1,5 +1,6 @@
 """generation: MelDiT, a rectified-flow diffusion transformer for instrument notes, its pipeline and samplers."""
 
+from accelerando.generation.classifier import NoteClassifier, note_metrics
 from accelerando.generation.instruments import GM_PROGRAM_NAMES, program_from_name
 from accelerando.generation.mel_dit import (
     NULL_LABEL,
@@ -23,6 +24,8 @@ from accelerando.generation.sampling import (
 )
 
 __all__ = [
+    "NoteClassifier",
+    "note_metrics",
     "GM_PROGRAM_NAMES",
     "NULL_LABEL",
     "PRESETS",

@@ -7,6 +7,7 @@
 - signal: :func:`snr`, :func:`si_snr`
 - timing: :func:`measure_rtf`, :class:`LatencyTimer`, :func:`compare_speed`, :class:`TimingResult`
 - distributions: :func:`sliced_wasserstein2`, :func:`mmd2`
+- frechet: :func:`frechet_distance` (our own Fréchet distance in the note classifier's embedding; not FAD)
 - :func:`evaluate_vocoder`: the suite every vocoder benchmark reports.
 """
 
@@ -21,6 +22,7 @@ from accelerando.metrics.distributions import (
     rbf_mixture_kernel,
     sliced_wasserstein2,
 )
+from accelerando.metrics.frechet import frechet_distance, gaussian_stats
 from accelerando.metrics.perceptual import pesq_wb, stoi
 from accelerando.metrics.pitch import periodicity_rmse, pitch_metrics, pitch_rmse_cents, pitch_track, vuv_f1
 from accelerando.metrics.signal import ArrayLike, align_lengths, as_numpy_1d, resample_mono, si_snr, snr
@@ -91,6 +93,8 @@ __all__ = [
     "compare_speed",
     "cpu_model",
     "evaluate_vocoder",
+    "frechet_distance",
+    "gaussian_stats",
     "log_mel",
     "mcd",
     "measure_rtf",
