@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "accelerando.bench",
     "accelerando.train_cli",
     "accelerando.edit_cli",
+    "accelerando.synth_cli",
     "accelerando.serve_cli",
     "accelerando.demo_cli",
 )
