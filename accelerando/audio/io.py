@@ -8,7 +8,6 @@ half-written file.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import soundfile as sf
 import soxr
 import torch
 from torch import Tensor
+
+from accelerando.fileio import atomic_path
 
 # Output formats by suffix, with the subtype used when none is given.
 FORMATS: dict[str, tuple[str, str]] = {
@@ -126,14 +127,6 @@ def save_audio(
         data = np.clip(data, -1.0, 1.0)
     frames = data if data.ndim == 1 else data.T  # soundfile wants (T,) or (T, C)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{suffix}.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=f"{suffix}.tmp") as tmp:
         sf.write(tmp, frames, sr, subtype=subtype, format=fmt)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual permissions of a written file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -20,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
+from accelerando.fileio import atomic_write_text
+
 MARKER = "corpus.json"
 SPLIT_FILE = "split.json"
 SPLITS = ("train", "validation", "test")
@@ -90,22 +92,6 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
             f"Output folder {str(out)!r} is not writable ({exc.strerror or exc}); {hint}."
         ) from exc
     return out
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from accelerando.audio import extract_f0
+from accelerando.fileio import atomic_path
 
 from ..frontend import TextFrontend
 from .aligner import beta_binomial_prior
@@ -143,15 +143,8 @@ class TTSDataset(Dataset):
 
 def _save_npy_atomically(path: Path, array: np.ndarray) -> None:
     """Write ``array`` so that a reader (another process, a killed run) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
