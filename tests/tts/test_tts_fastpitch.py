@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tts_helpers import TINY
 
 from accelerando.tts import IncrementalFastPitch
 from accelerando.tts.fastpitch import chunk_attention_mask, dynamic_chunk_masks, regulate_length
-
-TINY = dict(
-    d_model=32,
-    d_head=16,
-    n_heads=2,
-    conv_filter=64,
-    enc_layers=1,
-    dec_layers=2,
-    predictor_filters=32,
-    aligner_channels=16,
-    dropout=0.0,
-    attn_dropout=0.0,
-    predictor_dropout=0.0,
-)
 
 
 def tiny(**overrides) -> IncrementalFastPitch:
