@@ -85,3 +85,34 @@ def test_bad_runs_are_clear_errors(tmp_path, extra, message):
     _write_corpus(tmp_path / "data")
     with pytest.raises(ValueError, match=message):
         train.main(_args(tmp_path / "data", tmp_path / "run", *extra))
+
+
+def test_training_f0_comes_from_pyin_and_is_cached(tmp_path):
+    _write_corpus(tmp_path / "data", frames=40)
+    train.main(_args(tmp_path / "data", tmp_path / "run", "--instrument", "flute"))
+    cached = sorted((tmp_path / "run" / "f0_cache").glob("*.npy"))
+    assert [p.stem for p in cached] == ["mel_1", "mel_2"]  # flute melodies only
+    f0 = np.load(cached[0])
+    assert f0.shape == (40,)
+    voiced = f0[f0 > 0]
+    assert len(voiced) > 20
+    np.testing.assert_allclose(np.median(voiced), 440.0, rtol=0.01)  # mel_1 is a 440 Hz sine
+
+
+def test_crops_are_fresh_each_access_and_follow_the_torch_seed(tmp_path):
+    import torch
+
+    from accelerando.data import MelodyDataset
+
+    _write_corpus(tmp_path / "data", n=1, frames=60)
+    melodies = MelodyDataset(tmp_path / "data", split="train")
+    ramp = {"mel_0": torch.arange(60, dtype=torch.float32)}  # f0 override = frame index
+    data = train.MelodySegments(melodies, [0], segment_frames=10, hop=128, f0_override=ramp)
+
+    def starts(seed: int) -> list[int]:
+        torch.manual_seed(seed)
+        return [int(data[0]["f0_hz"][0]) for _ in range(8)]
+
+    assert len(set(starts(0))) > 1  # not one fixed crop per item
+    assert starts(0) == starts(0)
+    assert all(0 <= s <= 50 for s in starts(1))

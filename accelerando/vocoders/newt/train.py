@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--instrument", type=str, default=None, help="Train on this instrument only (default: all).")
     add("--segment_frames", type=T.positive_int, default=500, help="Control frames per crop (500 = 4 s).")
     add("--model_config", type=str, default=None, help="A NEWT config.json (default: the paper model).")
+    add(
+        "--f0_source",
+        choices=("extracted", "midi"),
+        default="extracted",
+        help="Training f0: pYIN on the recording (the paper's CREPE role; cached in output_dir/f0_cache) "
+        "or the corpus's MIDI f0 (kept for evaluation).",
+    )
     add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
     add("--lr_decay_interval", type=T.positive_int, default=10_000, help="Steps between decays.")
     return T.add_training_args(
@@ -60,15 +67,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 class MelodySegments(Dataset):
-    """Fixed crops of ``segment_frames`` control frames from melodies (zero-padded when shorter).
+    """Random crops of ``segment_frames`` control frames from melodies (zero-padded when shorter).
 
     Items: ``{"audio": (frames * hop,), "f0_hz": (frames,), "loudness": (frames,)}`` with loudness
-    normalised for NEWT. The crop offset of item ``i`` is drawn once from ``seed`` and ``i``.
+    normalised for NEWT. Every access draws a fresh crop offset from torch's global generator, so each epoch
+    sees other parts of every melody; Accelerate seeds and checkpoints that generator, so runs are
+    reproducible and resume exactly (with ``num_workers=0``). ``f0_override`` maps a melody id to the f0
+    track to train on (e.g. pYIN's) instead of the corpus's MIDI f0.
     """
 
-    def __init__(self, melodies: Any, indices: Sequence[int], segment_frames: int, hop: int, seed: int = 0):
+    def __init__(
+        self,
+        melodies: Any,
+        indices: Sequence[int],
+        segment_frames: int,
+        hop: int,
+        f0_override: dict[str, torch.Tensor] | None = None,
+    ):
         self.melodies, self.indices = melodies, list(indices)
-        self.segment_frames, self.hop, self.seed = segment_frames, hop, seed
+        self.segment_frames, self.hop = segment_frames, hop
+        self.f0_override = f0_override or {}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -79,13 +97,15 @@ class MelodySegments(Dataset):
             raise ValueError(
                 f"Melody {item['id']!r} has control hop {item['hop_length']}; the model expects {self.hop}"
             )
-        f0 = item["f0_hz"].float() * item["voiced"].float()  # (F,), 0 Hz where unvoiced
+        if item["id"] in self.f0_override:
+            f0 = self.f0_override[item["id"]].float()  # (F,), 0 Hz where unvoiced
+        else:
+            f0 = item["f0_hz"].float() * item["voiced"].float()  # (F,), 0 Hz where unvoiced
         loudness = normalize_loudness(item["loudness_db"].float())  # (F,)
         n = self.segment_frames
         start = 0
         if f0.shape[0] > n:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-            start = int(torch.randint(0, f0.shape[0] - n + 1, (1,), generator=g))
+            start = int(torch.randint(0, f0.shape[0] - n + 1, (1,)))
         f0, loudness = f0[start : start + n], loudness[start : start + n]
         audio = item["audio"].float()[start * self.hop : (start + n) * self.hop]
         pad = n - f0.shape[0]
@@ -94,6 +114,33 @@ class MelodySegments(Dataset):
             "f0_hz": torch.nn.functional.pad(f0, (0, pad)),
             "loudness": torch.nn.functional.pad(loudness, (0, pad)),
         }
+
+
+def extracted_f0(melodies: Any, indices: Sequence[int], cache_dir: Path, hop: int) -> dict[str, torch.Tensor]:
+    """pYIN f0 (0 Hz where unvoiced) of each melody, aligned to its control frames; cached as ``.npy``."""
+    import numpy as np
+
+    from accelerando.audio import extract_f0
+    from accelerando.fileio import atomic_path
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    from tqdm.auto import tqdm
+
+    for i in tqdm(indices, desc="pYIN f0"):
+        item = melodies[i]
+        path = cache_dir / f"{item['id']}.npy"
+        frames = item["f0_hz"].shape[0]
+        if path.is_file():
+            f0 = np.load(path)
+        else:
+            f0, voiced, _ = extract_f0(item["audio"].numpy(), melodies.sample_rate, hop_length=hop)
+            f0 = np.pad((f0 * voiced)[:frames], (0, max(0, frames - len(f0)))).astype(np.float32)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, f0)
+        out[item["id"]] = torch.from_numpy(f0)
+    return out
 
 
 def build_model(args: argparse.Namespace) -> NEWT:
@@ -127,7 +174,14 @@ def main(args: argparse.Namespace) -> Path:
             f"--segment_frames {args.segment_frames} gives {args.segment_frames * model.config.control_hop} "
             f"samples, too short for the MR-STFT loss's {max(loss_fn.fft_sizes)}-point FFT; use more frames"
         )
-    data = MelodySegments(melodies, indices, args.segment_frames, model.config.control_hop, args.seed)
+    f0_override = None
+    if args.f0_source == "extracted":
+        f0_override = extracted_f0(
+            melodies, indices, Path(args.output_dir) / "f0_cache", model.config.control_hop
+        )
+    data = MelodySegments(
+        melodies, indices, args.segment_frames, model.config.control_hop, f0_override=f0_override
+    )
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=args.train_batch_size,
