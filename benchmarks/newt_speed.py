@@ -8,17 +8,20 @@ ratio holds even on a shared CPU; xRT = 4 s / median time to stream the 4 s (abo
 real time). ``torch.set_num_threads(1)``. Without ``--checkpoint`` the weights are random, which is fine
 for speed: every operation runs at the same size whatever the weights hold.
 
-(b) Quality, only with ``--checkpoint`` (a trained ``newt-<instrument>`` folder): each held-out (test
-split) melody of the instrument is re-synthesised from its ground-truth controls (MIDI f0, measured
-loudness) by NEWT and FastNEWT and compared with the rendered recording: M-STFT and the pYIN pitch
+(b) Quality, only with ``--checkpoint`` (trained ``newt-<instrument>`` folders, one or more): each held-out
+melody of the instrument (test and validation splits by default: the corpus's small test split misses some
+instruments; neither is used in training) is re-synthesised from its ground-truth controls (MIDI f0,
+measured loudness) by NEWT and FastNEWT and compared with the rendered recording: M-STFT and the pYIN pitch
 figures (:func:`accelerando.metrics.pitch_metrics`). The floor is the harmonic exciter alone: a plain
 additive synth (harmonics with 1/k amplitudes up to Nyquist) on the same f0 whose amplitude follows the
 same loudness envelope, scaled to the recording's RMS. Without a checkpoint the JSON says (b) was skipped.
 
-Writes ``benchmarks/results/newt_speed.json`` and ``.png`` (xRT vs block size, both models)::
+Writes ``benchmarks/results/newt_speed.json`` and ``.png`` (xRT vs block size, both models), plus
+``newt_speed_quality.png`` (M-STFT per instrument) with checkpoints::
 
     python benchmarks/newt_speed.py
-    python benchmarks/newt_speed.py --checkpoint runs/newt-violin/model --data_dir corpora/instruments
+    python benchmarks/newt_speed.py --checkpoint accelerando/pretrained/newt-violin \
+        accelerando/pretrained/newt-flute accelerando/pretrained/newt-trumpet --data_dir corpora/instruments
 """
 
 from __future__ import annotations
@@ -118,17 +121,29 @@ def additive_floor(
     return (out * (rms_ref / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
 
 
-def bench_quality(model: NEWT, data_dir: str, instrument: str | None, split: str = "test") -> dict[str, Any]:
-    """M-STFT and pitch figures of NEWT, FastNEWT and the additive floor on one split's melodies."""
+def instrument_of(checkpoint: str | os.PathLike) -> str | None:
+    """``violin`` for ``.../newt-violin`` or ``.../newt-violin/model``; ``None`` for other names."""
+    path = Path(checkpoint).resolve()
+    name = path.parent.name if path.name == "model" else path.name
+    return name.removeprefix("newt-") if name.startswith("newt-") else None
+
+
+def bench_quality(
+    model: NEWT, data_dir: str, instrument: str | None, splits: list[str] | tuple[str, ...] = ("test",)
+) -> dict[str, Any]:
+    """M-STFT and pitch figures of NEWT, FastNEWT and the additive floor on held-out melodies."""
     from accelerando.audio import normalize_loudness
     from accelerando.data import MelodyDataset
 
     sr, hop = model.config.sample_rate, model.config.control_hop
-    data = MelodyDataset(data_dir, split=split, sample_rate=sr)
     fast = model.to_fast().eval()
     per_item = []
-    for i in range(len(data)):
-        item = data[i]
+    items = (
+        data[i]
+        for data in (MelodyDataset(data_dir, split=split, sample_rate=sr) for split in splits)
+        for i in range(len(data))
+    )
+    for item in items:
         if instrument is not None and item["instrument"] != instrument:
             continue
         if item["hop_length"] != hop:
@@ -154,8 +169,7 @@ def bench_quality(model: NEWT, data_dir: str, instrument: str | None, split: str
         )
     if not per_item:
         raise ValueError(
-            f"no {split}-split melodies for instrument {instrument!r} in {data_dir!r}; "
-            f"try --split validation (the corpus's small test split misses some instruments)"
+            f"no melodies of instrument {instrument!r} in the {'/'.join(splits)} split(s) of {data_dir!r}"
         )
     metrics = ("mstft", "pitch_rmse_cents", "vuv_f1", "periodicity_rmse")
     summary = {
@@ -164,7 +178,7 @@ def bench_quality(model: NEWT, data_dir: str, instrument: str | None, split: str
     }
     return {
         "instrument": instrument,
-        "split": split,
+        "splits": list(splits),
         "n_melodies": len(per_item),
         "summary": summary,
         "per_item": per_item,
@@ -194,12 +208,39 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_quality(results: list[dict[str, Any]], path: Path) -> None:
+    """Median M-STFT (lower is better) of NEWT, FastNEWT and the exciter floor, per instrument."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ("NEWT", "FastNEWT", "exciter_floor")
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        values = [r["summary"][name]["mstft"]["median"] for r in results]
+        xs = [i + (j - 1) * width for i in range(len(results))]
+        ax.bar(xs, values, width=width, label=name.replace("_", " "))
+    ax.set_xticks(range(len(results)), [f"{r['instrument']} ({r['n_melodies']})" for r in results])
+    ax.set_ylabel("M-STFT vs recording (median)")
+    ax.set_title("NEWT on held-out melodies (ground-truth controls)", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--checkpoint", default=None, help="a trained NEWT save_pretrained folder (enables (b))"
+        "--checkpoint",
+        nargs="+",
+        default=None,
+        help="trained NEWT save_pretrained folders, e.g. newt-violin newt-flute (enables (b))",
     )
     parser.add_argument(
         "--data_dir", default="corpora/instruments", help="instrument corpus (holds melodies/)"
@@ -207,7 +248,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--instrument", default=None, help="test melodies of this instrument (default: from newt-<name>)"
     )
-    parser.add_argument("--split", default="test", help="held-out split for (b): test or validation")
+    parser.add_argument(
+        "--split",
+        default="test,validation",
+        help="held-out split(s) for (b), comma-separated (the small test split misses some instruments)",
+    )
     parser.add_argument("--blocks", nargs="+", type=int, default=list(BLOCKS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -218,9 +263,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    if args.checkpoint:
-        model = NEWT.from_pretrained(args.checkpoint).eval()
-        weights = f"checkpoint {args.checkpoint}"
+    checkpoints = args.checkpoint or []
+    if checkpoints:
+        model = NEWT.from_pretrained(checkpoints[0]).eval()
+        weights = f"checkpoint {checkpoints[0]}"
     else:
         model = NEWT().eval()
         weights = "random (paper-size NEWT; speed does not depend on the weights)"
@@ -247,13 +293,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         # Other jobs on a shared machine lower every absolute xRT; record how busy it was.
         report["speed"]["load_average_1_5_15"] = {"before": load_before, "after": os.getloadavg()}
-    if args.checkpoint:
-        instrument = args.instrument
-        if instrument is None:
-            name = Path(args.checkpoint).resolve().name
-            name = Path(args.checkpoint).resolve().parent.name if name == "model" else name
-            instrument = name.removeprefix("newt-") if name.startswith("newt-") else None
-        report["quality"] = bench_quality(model, args.data_dir, instrument, args.split)
+    if checkpoints:
+        if args.instrument is not None and len(checkpoints) > 1:
+            raise ValueError("--instrument names one instrument; give one --checkpoint with it")
+        splits = [s.strip() for s in args.split.split(",") if s.strip()]
+        report["quality"] = [
+            bench_quality(
+                NEWT.from_pretrained(path).eval(),
+                args.data_dir,
+                args.instrument or instrument_of(path),
+                splits,
+            )
+            | {"checkpoint": str(path)}
+            for path in checkpoints
+        ]
     else:
         report["quality"] = {
             "skipped": "no --checkpoint given: quality on held-out melodies needs a trained newt-<instrument>; "
@@ -264,7 +317,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "speed" in report:
         cpu = report["environment"].get("cpu_model", "cpu")
         plot(report["speed"]["rows"], out.with_suffix(".png"), f"NEWT vs FastNEWT, batch 1, 1 thread, {cpu}")
-    print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if "speed" in report else ""))
+    if isinstance(report["quality"], list):
+        plot_quality(report["quality"], out.with_name(out.stem + "_quality.png"))
+    print(f"wrote {out} and its plots")
     return report
 
 
