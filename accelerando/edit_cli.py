@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MODEL = "meldit-notes"  # the bundled checkpoint under accelerando/pretrained/, once it exists
 
@@ -57,17 +58,45 @@ def _load_pipeline(model: str | None):
     return MelDiTPipeline.from_pretrained(path)
 
 
-def _estimate_pitch(wav, cfg) -> int:
+F0_MIN_HZ = (
+    27.5  # A0, below the lowest note of the corpus (E1, 41 Hz, on the bass); pYIN's default 65 Hz is C2
+)
+F0_MAX_HZ = (
+    4186.0  # C8; pYIN's default 2093 Hz (C7) is the corpus's highest note, which it then reads an octave low
+)
+F0_FRAME_LENGTH = 2048  # two periods of F0_MIN_HZ at 22050 Hz fit in one pYIN frame
+
+
+def estimate_f0_hz(
+    wav: Any, sample_rate: int, hop_length: int = 256, fmin: float = F0_MIN_HZ, fmax: float = F0_MAX_HZ
+) -> float:
+    """Median pYIN f0 in Hz over the voiced frames of a mono note ``(T,)``; ``nan`` when no frame is voiced.
+
+    The default search, 27.5 Hz (A0) to 4186 Hz (C8) with a 2048-sample frame, finds the bass notes below C2 and
+    the notes at C7 that pYIN's default range (65-2093 Hz) clamps to its edges. pYIN's cost grows with the square
+    of the range: narrow ``fmin`` / ``fmax`` when the pitch is roughly known.
+    """
     import numpy as np
 
     from accelerando.audio import extract_f0
 
-    f0, voiced, _ = extract_f0(wav, cfg.sample_rate, hop_length=cfg.hop_length)
+    if not 0 < fmin < fmax:
+        raise ValueError(f"Need 0 < fmin < fmax for the f0 search, got fmin={fmin}, fmax={fmax}.")
+    f0, voiced, _ = extract_f0(
+        wav, sample_rate, hop_length=hop_length, fmin=fmin, fmax=fmax, frame_length=F0_FRAME_LENGTH
+    )
     f0 = np.asarray(f0)[np.asarray(voiced, dtype=bool)]
     f0 = f0[np.isfinite(f0) & (f0 > 0)]
-    if f0.size == 0:
+    return float(np.median(f0)) if f0.size else float("nan")
+
+
+def _estimate_pitch(wav, cfg) -> int:
+    import math
+
+    f0 = estimate_f0_hz(wav, cfg.sample_rate, cfg.hop_length)
+    if math.isnan(f0):
         raise ValueError("Could not find a pitch in the input (no voiced frames); pass --pitch MIDI_NUMBER.")
-    return int(round(69 + 12 * np.log2(np.median(f0) / 440.0)))
+    return int(round(69 + 12 * math.log2(f0 / 440.0)))
 
 
 def run(args: argparse.Namespace) -> int:

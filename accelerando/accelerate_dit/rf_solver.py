@@ -219,8 +219,9 @@ class RFEditConfig:
         num_steps: RF-Solver steps of both the inversion and the regeneration (2 model calls each).
         inject_steps: the first ``inject_steps`` regeneration steps use the source's stored ``V`` in
             ``inject_blocks``. More keeps more of the source (timing, pitch contour, envelope), fewer lets the
-            target condition change more. The paper uses 2-5 of 25 steps on FLUX; ``2`` of ``num_steps=16``
-            here.
+            target condition change more. The paper uses 2-5 of 25 steps on FLUX (2 of 25 end the sharing at
+            sigma ~0.96 on FLUX's shifted schedule); ``2`` of ``num_steps=16`` here, or ``1`` of 8, ends it at
+            sigma 0.954 with ``shift=3``.
         inject_blocks: indices into ``transformer_blocks`` whose ``attn1`` values are shared; ``None`` means the
             second half of the blocks (the paper shares the last 18 of FLUX's 38 single-stream blocks).
         shift: SD3 schedule shift of the sigmas (``get_sigmas_shifted``); ``1.0`` is uniform.
