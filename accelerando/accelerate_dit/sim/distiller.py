@@ -1,45 +1,47 @@
 """SIM: one-step distillation of a flow or diffusion teacher by Score Implicit Matching.
 
 Luo, Huang, Geng, Kolter, Qi, "One-Step Diffusion Distillation through Score Implicit Matching", NeurIPS 2024,
-arXiv 2410.16794 (Algorithm 1). Three networks: a frozen teacher score ``s_p``, a one-step generator
-``g_theta`` and an online "fake" score ``s_psi`` of the generator's distribution, the last two initialised
-from the teacher. Data-free; alternate
+arXiv 2410.16794. Three networks: a frozen teacher score ``s_p``, a one-step generator ``g_theta`` and an online
+"fake" score ``s_psi`` of the generator's distribution, the last two initialised from the teacher. Data-free;
+alternate
 
 1. fake-score step: train ``s_psi`` with the teacher's ordinary objective (flow / epsilon / v MSE) on
    ``x0 = sg(g_theta(z))``;
 2. generator step: minimise the surrogate below, whose gradient is SIM's.
 
-**The divergence.** ``D(theta) = int w(t) E_{x_t ~ q_t} d_t(s_p(x_t) - s_q(x_t)) dt`` between the teacher's
+**The divergence.** ``D(theta) = int w(t) E_{x_t ~ pi_t} d_t(s_p(x_t) - s_q(x_t)) dt`` between the teacher's
 diffused distribution ``p_t`` and the generator's ``q_t``, with ``d_t(y) = d(sigma_t^2 / alpha_t y)``: the distance
 is applied to the score difference in denoiser (data) units, ``(sigma_t^2 / alpha_t)(s_p - s_psi) = D_p - D_psi``,
 so one ``c`` fits every ``t``. Distances: pseudo-Huber ``d(y) = sqrt(||y||^2 + c^2) - c``, ``d'(y) = y /
-sqrt(||y||^2 + c^2)`` (``c = huber_c sqrt(dim)``: ``huber_c`` is an RMS per element; the paper's ``c`` is not
-verified here), or L2 ``d(y) = ||y||^2``, ``d'(y) = 2y`` (the SiD special case).
+sqrt(||y||^2 + c^2)`` (``c = huber_c sqrt(dim)``: ``huber_c`` is an RMS per element), or L2 ``d(y) = ||y||^2``,
+``d'(y) = 2y`` (the SiD special case). ``t ~ U[t_min, t_max]``, ``w(t) = 1`` by default.
 
-**The generator loss** (``estimator="sim"``, SIM's score-gradient theorem, Algorithm 1). With ``x0 = g_theta(z)``,
-``x_t = alpha_t x0 + sigma_t eps`` (``eps`` fixed, gradient flowing through ``x0``), ``y_t = s_p(x_t) -
-s_psi(x_t)`` and, since ``s_p(x_t) - grad log q_t(x_t | x0) = alpha_t (D_p(x_t) - x0) / sigma_t^2``::
+**The generator loss** (``estimator="sim"``, the default: SIM's score-gradient theorem, sampling distribution
+``pi_t = sg(q_t)``). With ``x0 = g_theta(z)``, ``x_t = alpha_t x0 + sigma_t eps`` (``eps`` fixed, gradient flowing
+through ``x0``), and the score-projection identity ``E_{q_t}[u^T s_q] = E_{x0, x_t}[u^T grad log q_t(x_t | x0)]``
+(which holds for every ``theta``, so its derivative turns the intractable ``d s_q / d theta`` into derivatives
+through ``x_t``)::
 
-    L(theta) = E_{t, z, eps} [ w(t) < sg(d'(D_p(x_t) - D_psi(x_t))), D_p(x_t) - x0 > ]          (SIM)
+    L(theta) = E_{t, z, eps} [ w(t) < d'(D_p(x_t) - D_psi(x_t)), D_psi(x_t) - x0 > ]              (SIM)
 
-``sg`` stops the gradient of the whole ``d'`` value (neither network's parameters nor ``x_t`` inside it);
-the gradient reaches ``theta`` through ``x0`` directly and through ``x_t`` into the frozen teacher ``D_p``.
-The sign is ``+``: gradient descent moves ``x0`` towards the teacher's denoising ``D_p`` and away from the fake
-one ``D_psi`` (the DMD / SiD direction). Checked on 1-D Gaussians with analytic scores
-(``tests/accelerate_dit/test_sim.py``): its gradient is a descent direction of ``D``, equal to ``dD/dtheta``
-exactly for the generator's mean and not exactly for its scale.
+with the parameters of ``D_psi`` frozen for this step (``psi = sg(theta)``) but the gradient flowing through
+``x_t`` into ``d'``, the teacher ``D_p`` and the fake score ``D_psi``, and directly through ``x0``. Its gradient
+is exactly ``dD/dtheta`` (checked against quadrature on 1-D Gaussians in ``tests/accelerate_dit/test_sim.py``);
+descent moves ``x0`` along ``d'(D_p - D_psi)``, towards the teacher's denoising and away from the fake one (the
+DMD / SiD direction). For L2 it is the generator loss of SiD's official code with ``alpha = 1``
+(``(y_real - y_fake)((y_real - y) - alpha (y_real - y_fake))``, ``y_fake`` differentiated through its input;
+Zhou et al., arXiv 2404.04057, github.com/mingyuanzhou/SiD), the special case SIM names.
 
-``estimator="exact"`` is the surrogate whose gradient is exactly that of ``D`` with the sampling distribution
-held fixed (``pi_t = sg(q_t)``), derived here from the score-projection identity
-``E_{q_t}[u^T s_q] = E_{x0, x_t}[u^T grad log q_t(x_t | x0)]``::
+``estimator="detached"`` holds ``d'(y_t)`` and the fake score constant, so the gradient only reaches ``theta``
+through ``x0`` and the teacher: ``E[w(t) < sg(d'(D_p(x_t) - D_psi(x_t))), D_p(x_t) - x0 >]`` (this module's
+earlier default). On the 1-D test its gradient is right for a translation of the generator but not for its
+spread; on the 8-D Gaussian-mixture toy it collapses every sample onto one mixture component, where ``"sim"``
+recovers all six (``benchmarks/results/sim_toy.json``). Kept as an ablation.
 
-    L_exact(theta) = E [ w(t) < d'(D_p(x_t) - D_psi(x_t)), D_psi(x_t) - x0 > ]                (parameters sg)
-
-with the gradient flowing through ``x_t`` into both (frozen-for-this-step) networks; for L2 it is SiD's loss
-with ``alpha = 1`` (Zhou et al., arXiv 2404.04057). Verified exact on the same 1-D test.
-
-Reference settings (SiD, the L2 case): Adam betas ``(0, 0.999)``, lr ``1e-5`` for both networks, one fake step
-per generator step, fp32, an EMA of the generator; DMD2 uses five fake steps per generator step.
+Reference settings (SiD's official code, the L2 case): Adam betas ``(0, 0.999)``, lr ``1e-5`` for both networks,
+one fake step per generator step, generator noise ``sigma_init = 2.5`` (VE; flow ``init_t = 2.5 / 3.5``), fp32,
+``t`` up to step 800 of 1000, an EMA of the generator, no gradient clipping; DMD2 uses five fake steps per
+generator step.
 
 Example::
 
@@ -69,7 +71,7 @@ from accelerando.accelerate_dit.sim.score import Cond, ScoreModel, as_score_mode
 __all__ = ["DISTANCES", "ESTIMATORS", "SIMConfig", "SIMDistiller", "distance_grad", "sim_generator_loss"]
 
 DISTANCES = ("pseudo_huber", "l2")
-ESTIMATORS = ("sim", "exact")
+ESTIMATORS = ("sim", "detached")
 
 
 @dataclass
@@ -79,11 +81,11 @@ class SIMConfig:
     Attributes:
         distance: ``"pseudo_huber"`` (SIM's choice) or ``"l2"`` (SiD).
         huber_c: pseudo-Huber ``c`` as an RMS per element in denoiser units: ``c = huber_c * sqrt(dim)``.
-        estimator: ``"sim"`` (the paper's surrogate) or ``"exact"`` (see the module docstring).
+        estimator: ``"sim"`` (the score-gradient theorem, exact) or ``"detached"`` (an ablation; module docstring).
         t_min, t_max: the diffusion time ``t ~ U[t_min, t_max]`` of the generator and fake-score losses.
         weighting: ``w(t)``: ``"uniform"`` (in denoiser units) or a function of ``t`` ``(B,) -> (B,)``.
         init_t: the generator's noise level: ``g(z) = D_theta(sigma_{init_t} z, init_t)`` (``1.0``: pure noise for
-            flow models; SiD's VE ``sigma_init = 2.5`` has no flow analogue).
+            flow models; SiD's VE ``sigma_init = 2.5`` is ``init_t = 2.5 / 3.5`` on the flow path, as ``x_VE / (1 + sigma)``).
         fake_steps_per_gen_step: fake-score updates per generator update (SiD 1, DMD2 5).
         generator_lr, fake_lr, betas: Adam settings of both optimizers.
         ema_decay: keep an EMA of the generator (``None``: off; the training script uses its own EMA).
@@ -151,14 +153,14 @@ def sim_generator_loss(
     x_t = teacher.add_noise(x0, noise, t)
     d_p = teacher.denoise(x_t, t, cond)  # gradient reaches x_t through the frozen teacher
     if config.estimator == "sim":
+        d_f = fake_score.denoise(x_t, t, cond)  # and through the fake score's input (its parameters frozen)
+        u = distance_grad(d_p - d_f, config.distance, config.huber_c)
+        per_sample = (u * (d_f - x0)).flatten(1).sum(1)  # (B,)
+    else:
         with torch.no_grad():
             d_f = fake_score.denoise(x_t.detach(), t, cond)
             u = distance_grad(d_p.detach() - d_f, config.distance, config.huber_c)
         per_sample = (u * (d_p - x0)).flatten(1).sum(1)  # (B,)
-    else:
-        d_f = fake_score.denoise(x_t, t, cond)
-        u = distance_grad(d_p - d_f, config.distance, config.huber_c)
-        per_sample = (u * (d_f - x0)).flatten(1).sum(1)  # (B,)
     w = torch.ones_like(t) if config.weighting == "uniform" else config.weighting(t)
     return (w.to(per_sample.dtype) * per_sample.float()).mean()
 
@@ -242,7 +244,7 @@ class SIMDistiller(nn.Module):
         """SIM's generator surrogate (module docstring) at fresh ``t`` and ``eps``."""
         x0 = self.generate(z, cond)
         t = self._times(z.shape[0], z)
-        self.fake_score.requires_grad_(False)  # "exact" backpropagates through it to x_t only
+        self.fake_score.requires_grad_(False)  # "sim" backpropagates through it to x_t only
         try:
             return sim_generator_loss(
                 self.teacher, self.fake_score, x0, t, torch.randn_like(x0), cond, self.config

@@ -1,9 +1,12 @@
 """Distill a MelDiT into a one-step generator with SIM (arXiv 2410.16794), data-free.
 
 Each step draws labels uniformly from the teacher's ranges (program ``0..num_programs-1``, pitch and velocity
-``0..127``) and generator noise, runs ``--fake_steps_per_gen_step`` fake-score steps and one generator step
+``0..127``), or with ``--label_corpus DIR`` uniformly from the (program, pitch, velocity) rows of a note corpus's
+``manifest.csv`` (its ``train`` split when ``split.json`` is there; labels only, no audio is read), and generator
+noise, runs ``--fake_steps_per_gen_step`` fake-score steps and one generator step
 (``accelerando.accelerate_dit.sim.SIMDistiller``). Flags, EMA (``--use_ema``), checkpoints and
 ``--resume_from_checkpoint latest`` come from ``accelerando.training``; ``--learning_rate`` is the generator's.
+Losses go to ``output_dir/sim_log.jsonl`` (one line per step).
 
 The generator is a MelDiT at noise level ``init_t = 1`` (``x0 = z - v_theta(z, 1000)``), so ``output_dir/model``
 (and every ``checkpoint-N/model``) is a plain ``MelDiT.from_pretrained`` folder whose one Euler step from pure
@@ -12,16 +15,20 @@ noise *is* the distilled one-step sample::
     pipe = MelDiTPipeline(MelDiT.from_pretrained("out/sim/model"), FlowMatchEulerDiscreteScheduler())
     out = pipe(instrument="Violin", pitch=67, num_inference_steps=1)  # one network evaluation, no CFG
 
-Example::
+Example (the paper's learning rates; ``benchmarks/results/sim_meldit.json`` used ``--train_batch_size 4
+--learning_rate 1e-4 --fake_learning_rate 2e-4 --ema_decay 0.99`` for 500 steps, 56 minutes on a shared 2-core CPU)::
 
     accelerate launch -m accelerando.accelerate_dit.sim.train --teacher out/meldit/model --output_dir out/sim \\
-        --train_batch_size 8 --learning_rate 1e-5 --fake_learning_rate 1e-5 --max_train_steps 20000 --use_ema
+        --label_corpus corpora/instruments/notes --train_batch_size 8 --learning_rate 1e-5 \\
+        --fake_learning_rate 1e-5 --max_train_steps 20000 --use_ema
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -30,9 +37,11 @@ from accelerando import training as T
 from accelerando.accelerate_dit.sim.distiller import DISTANCES, ESTIMATORS, SIMConfig, SIMDistiller
 from accelerando.generation.mel_dit import NUM_MIDI_VALUES, MelDiT
 
-__all__ = ["load_teacher", "main", "parse_args", "sample_labels"]
+__all__ = ["load_label_table", "load_teacher", "main", "parse_args", "sample_labels"]
 
 SIM_CONFIG_NAME = "sim_config.json"
+SIM_LOG_NAME = "sim_log.jsonl"
+LABEL_KEYS = ("program", "pitch", "velocity")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--adam_beta1", type=float, default=0.0)
     add("--adam_beta2", type=float, default=0.999)
     add("--num_frames", type=T.positive_int, default=None, help="Mel frames; default the teacher's.")
+    add("--label_corpus", type=str, default=None, help="Note corpus folder whose label rows to sample.")
     return parser.parse_args(argv)
 
 
@@ -70,10 +80,45 @@ def load_teacher(path: str | Path) -> MelDiT:
     return MelDiT.from_pretrained(path)
 
 
+def load_label_table(corpus: str | Path, num_programs: int, split: str = "train") -> torch.Tensor:
+    """``(N, 3)`` long (program, pitch, velocity) rows of a note corpus's ``manifest.csv`` (rows of ``split`` when
+    ``split.json`` lists it), checked against the teacher's ``num_programs`` and the MIDI range."""
+    corpus = Path(corpus)
+    manifest = corpus / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--label_corpus {str(corpus)!r} has no manifest.csv (a note corpus folder).")
+    with manifest.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    missing = [k for k in ("id", *LABEL_KEYS) if rows and k not in rows[0]]
+    if not rows or missing:
+        raise ValueError(f"{manifest} has no label rows (missing columns {missing or list(LABEL_KEYS)}).")
+    split_file = corpus / "split.json"
+    if split_file.is_file():
+        keep = set(json.loads(split_file.read_text(encoding="utf-8")).get(split, []))
+        rows = [r for r in rows if r["id"] in keep] or rows
+    table = torch.tensor([[int(r[k]) for k in LABEL_KEYS] for r in rows], dtype=torch.long)
+    highs = torch.tensor([num_programs, NUM_MIDI_VALUES, NUM_MIDI_VALUES])
+    bad = ((table < 0) | (table >= highs)).any(1)
+    if bad.any():
+        raise ValueError(
+            f"{manifest}: label row {table[bad][0].tolist()} is outside the teacher's ranges "
+            f"(program < {num_programs}, pitch and velocity < {NUM_MIDI_VALUES})."
+        )
+    return table
+
+
 def sample_labels(
-    batch_size: int, num_programs: int, generator: torch.Generator, device: torch.device
+    batch_size: int,
+    num_programs: int,
+    generator: torch.Generator,
+    device: torch.device,
+    table: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Uniform labels over the teacher's ranges: ``(B,)`` long ``program`` / ``pitch`` / ``velocity``."""
+    """``(B,)`` long ``program`` / ``pitch`` / ``velocity``: uniform over the teacher's ranges, or uniform rows of
+    ``table`` ``(N, 3)`` (``load_label_table``)."""
+    if table is not None:
+        rows = table[torch.randint(0, table.shape[0], (batch_size,), generator=generator)]
+        return {k: rows[:, i].to(device) for i, k in enumerate(LABEL_KEYS)}
     highs = {"program": num_programs, "pitch": NUM_MIDI_VALUES, "velocity": NUM_MIDI_VALUES}
     return {k: torch.randint(0, h, (batch_size,), generator=generator).to(device) for k, h in highs.items()}
 
@@ -96,6 +141,7 @@ def main(args: argparse.Namespace) -> MelDiT:
         betas=(args.adam_beta1, args.adam_beta2),
         max_grad_norm=args.max_grad_norm,
     )
+    table = load_label_table(args.label_corpus, teacher.config.num_programs) if args.label_corpus else None
     sim = SIMDistiller(teacher, config)
     generator_net, fake_net = sim.generator.net, sim.fake_score.net
     ema = T.create_ema(generator_net, args, accelerator)
@@ -106,9 +152,17 @@ def main(args: argparse.Namespace) -> MelDiT:
     sim.backward, sim.clip_grad_norm = accelerator.backward, accelerator.clip_grad_norm_
     if accelerator.is_main_process:
         info = {"one_step": True, "init_t": config.init_t, "teacher": str(args.teacher), **vars(config)}
+        info["args"] = {
+            k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))
+        }
         (Path(args.output_dir) / SIM_CONFIG_NAME).write_text(json.dumps(info, indent=2, default=str))
 
     global_step, _, _ = T.resume(accelerator, args, steps_per_epoch=1)
+    log_path = Path(args.output_dir) / SIM_LOG_NAME
+    if accelerator.is_main_process and log_path.is_file():  # drop lines of steps after the resumed checkpoint
+        lines = log_path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= global_step]
+        log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     cfg = teacher.config
     num_frames = args.num_frames or cfg.num_frames
@@ -118,14 +172,20 @@ def main(args: argparse.Namespace) -> MelDiT:
         seed = (args.seed * 1_000_003 + global_step) * 1009 + accelerator.process_index
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        cond = sample_labels(args.train_batch_size, cfg.num_programs, gen, accelerator.device)
+        cond = sample_labels(args.train_batch_size, cfg.num_programs, gen, accelerator.device, table)
         z = torch.randn(shape, generator=gen).to(accelerator.device)
+        started = time.perf_counter()
         losses = sim.train_step(z, cond)
         if ema is not None:
             ema.step(sim.generator.net.parameters())
         global_step += 1
         bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
         accelerator.log(losses, step=global_step)
+        if accelerator.is_main_process:
+            line = {"step": global_step, **losses, "seconds": round(time.perf_counter() - started, 3)}
+            with log_path.open("a", encoding="utf-8") as log:
+                log.write(json.dumps(line) + "\n")
         if global_step % args.checkpointing_steps == 0:
             T.save_checkpoint(accelerator, args, global_step)
     T.save_final_model(accelerator, sim.generator.net, args, ema)
