@@ -100,6 +100,7 @@ class StepTracker(SubmoduleHook):
             passes keep separate caches.
         timestep: the current call's (largest) timestep, or ``None``.
         grid: the image token grid ``(rows, cols)`` of the current call.
+        calls: forward calls seen since the tracker was made (a call's identity, e.g. for per-call caches).
     """
 
     priority = -1000
@@ -111,6 +112,7 @@ class StepTracker(SubmoduleHook):
         self.slot = 0
         self.timestep: float | None = None
         self.grid: tuple[int, int] = (1, 1)
+        self.calls = 0
 
     def reset(self) -> None:
         """Forget the step count and every registered plugin state (the next call starts a generation)."""
@@ -132,6 +134,7 @@ class StepTracker(SubmoduleHook):
             self.slot = 0
         self.timestep = t
         self.grid = self.grid_fn(module, inputs)
+        self.calls += 1
 
     def new_forward(self, module: nn.Module, forward: Any, *args: Any, **kwargs: Any) -> Any:
         self.observe(module, args, kwargs)

@@ -3,10 +3,19 @@
 Each wrapped sub-module (a block's self-attention, and optionally its cross-attention and MLP) receives its
 normalised, modulated input tokens merged: the image token grid is cut into ``sy x sx`` cells, one token per
 cell is a destination (random, seeded, unless ``use_rand`` is off), every other token (a source) finds its most
-cosine-similar destination, and the ``r`` most similar sources are averaged into their destination
-(``scatter_reduce`` mean: every token has size 1 when it arrives, so the mean is the size-weighted mean). The
+cosine-similar destination, and the ``r`` most similar sources are averaged into their destination (a sum and a
+division by the group size: every token has size 1 when it arrives, so this is the size-weighted mean). The
 sub-module runs on ``N - r`` tokens and its output is unmerged (each merged source gets its destination's
 output) before the block applies its gate and residual, so adaLN-zero gates and conditioning are untouched.
+
+As in tomesd, a block computes one matching per call (from the input of its first merged sub-module) and its
+other merged sub-modules reuse it. Merging and unmerging are row copies of flat index lists (``index_select`` /
+``index_add_``), not element-wise gathers and scatters, so on a CPU they cost little next to the matching itself
+(one ``(N - N/(sx sy)) x N/(sx sy)`` similarity product per block).
+
+Where the time goes decides what to merge: the paper merges before self-attention only (``merge_attn``, the
+default here too); on a narrow DiT such as MelDiT's small preset (width 192, 640 tokens) the MLP and GELU take
+more time than attention, and ``merge_mlp=True`` is what makes ToMe pay (``benchmarks/dit_plugins_speed.py``).
 
 The grid comes from the model's inputs and patch size (``_registry``), so patch-2 DiTs merge too (tomesd's
 ``max_downsample`` test makes it a no-op there). Tokens in front of the image tokens (Flux single-stream text,
@@ -19,6 +28,7 @@ Under ``torch.compile`` the destination draw runs outside the graph (one graph b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +39,16 @@ from torch import nn
 from accelerando.accelerate_dit._hooks import StepTracker, SubmoduleHook, attach_plugin
 from accelerando.accelerate_dit._registry import find_blocks
 
-__all__ = ["TOME_HOOK", "ToMeConfig", "ToMeHook", "ToMeState", "apply_tome", "bipartite_soft_matching_2d"]
+__all__ = [
+    "TOME_HOOK",
+    "ToMeConfig",
+    "ToMeHook",
+    "ToMeState",
+    "TokenMatching",
+    "apply_tome",
+    "bipartite_soft_matching_2d",
+    "match_tokens",
+]
 
 TOME_HOOK = "tome"
 
@@ -125,76 +144,135 @@ def _destination_choice(
     return torch.randint(sy * sx, shape, generator=generator).to(device)
 
 
-def bipartite_soft_matching_2d(
+def _partition(
+    grid: tuple[int, int], sx: int, sy: int, rand_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token indices of the sources ``(num_src,)`` (grid order) and of the destinations ``(num_dst,)`` (cell order)."""
+    rows, cols = grid
+    hsy, wsx = rows // sy, cols // sx
+    device = rand_idx.device
+    offset = rand_idx.reshape(hsy, wsx)
+    cell_row = torch.arange(hsy, device=device)[:, None] * sy + torch.div(offset, sx, rounding_mode="floor")
+    cell_col = torch.arange(wsx, device=device)[None, :] * sx + offset % sx
+    dst_idx = (cell_row * cols + cell_col).reshape(-1)  # (hsy * wsx,)
+    is_src = torch.ones(rows * cols, dtype=torch.bool, device=device)
+    is_src[dst_idx] = False
+    return is_src.nonzero().reshape(-1), dst_idx
+
+
+class TokenMatching:
+    """One bipartite soft matching of a ``(B, N, C)`` token batch, as flat row indices, so merging and unmerging
+    are row copies (``index_select`` / ``index_add_``) rather than element-wise gathers and scatters.
+
+    Merged layout per sample: the ``num_dst`` destinations (cell order), then the ``num_src - r`` unmerged sources.
+    """
+
+    def __init__(
+        self,
+        keep: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        size: torch.Tensor,
+        restore: torch.Tensor,
+        num_tokens: int,
+    ) -> None:
+        self.keep = keep  # (B * M,) rows of the flat input that stay (destinations, unmerged sources)
+        self.src = src  # (B * r,) rows of the flat input merged away
+        self.dst = dst  # (B * r,) rows of the flat merged output they are added into
+        self.size = size  # (B * M, 1) how many input tokens each merged token averages
+        self.restore = restore  # (B * N,) for every input token, its row of the flat merged output
+        self.num_tokens = num_tokens  # N
+
+    def merge(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, N, C) -> (B, N - r, C)``: each destination becomes the mean of itself and its merged sources."""
+        b, n, c = x.shape
+        flat = x.reshape(b * n, c)
+        out = flat.index_select(0, self.keep)  # (B * M, C)
+        if self.src.numel():
+            out.index_add_(0, self.dst, flat.index_select(0, self.src))
+            out = out.div_(self.size.to(out.dtype))
+        return out.view(b, -1, c)
+
+    def unmerge(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, N - r, C') -> (B, N, C')``: every merged source takes its destination's value."""
+        b, m, c = y.shape
+        return y.reshape(b * m, c).index_select(0, self.restore).view(b, self.num_tokens, c)
+
+
+def match_tokens(
     metric: torch.Tensor, grid: tuple[int, int], sx: int, sy: int, r: int, rand_idx: torch.Tensor
-) -> tuple[Merge, Merge]:
-    """Bipartite soft matching on a ``(rows, cols)`` token grid, one destination per ``sy x sx`` cell.
+) -> TokenMatching:
+    """Bipartite soft matching on a ``(rows, cols)`` token grid, one destination per ``sy x sx`` cell (tomesd).
 
     Args:
         metric: ``(B, rows * cols, C)`` tokens in row-major grid order (similarity is their cosine).
         grid: ``(rows, cols)``. Rows / columns beyond a whole number of cells are sources.
         r: tokens to remove (clipped to the number of sources).
         rand_idx: ``(rows // sy, cols // sx, 1)`` destination position inside each cell.
-
-    Returns:
-        ``merge``: ``(B, N, C') -> (B, N - r, C')``; ``unmerge``: ``(B, N - r, C') -> (B, N, C')``.
     """
+    return _match(metric, *_partition(grid, sx, sy, rand_idx), r)
+
+
+@torch.compiler.disable
+@functools.lru_cache(maxsize=4096)
+def _cell_partition(
+    rows: int, cols: int, sy: int, sx: int, use_rand: bool, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_partition`` of a seeded destination draw, cached: a generation draws the same ones every time."""
+    rand_idx = _destination_choice(rows, cols, sy, sx, use_rand, seed, device)
+    return _partition((rows, cols), sx, sy, rand_idx)
+
+
+def _match(metric: torch.Tensor, a_idx: torch.Tensor, b_idx: torch.Tensor, r: int) -> TokenMatching:
+    """:func:`match_tokens` given the sources ``a_idx`` and destinations ``b_idx`` (few, whole-tensor ops)."""
     b, n, _ = metric.shape
-    rows, cols = grid
-    hsy, wsx = rows // sy, cols // sx
-    num_dst = hsy * wsx
+    num_src, num_dst = a_idx.numel(), b_idx.numel()
+    r = max(min(r, num_src), 0)
+    m = n - r
     device = metric.device
-
-    # -1 marks destinations; argsort puts them first (stable, so the order is deterministic).
-    buffer = torch.zeros(hsy, wsx, sy * sx, dtype=torch.int64, device=device)
-    buffer.scatter_(2, rand_idx, -1)
-    buffer = buffer.view(hsy, wsx, sy, sx).transpose(1, 2).reshape(hsy * sy, wsx * sx)
-    if hsy * sy < rows or wsx * sx < cols:
-        full = torch.zeros(rows, cols, dtype=torch.int64, device=device)
-        full[: hsy * sy, : wsx * sx] = buffer
-        buffer = full
-    order = buffer.reshape(1, -1, 1).argsort(dim=1, stable=True)  # (1, N, 1)
-    a_idx = order[:, num_dst:, :]  # sources
-    b_idx = order[:, :num_dst, :]  # destinations
-    num_src = n - num_dst
-    r = min(r, num_src)
-
-    def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = x.shape[-1]
-        src = x.gather(1, a_idx.expand(x.shape[0], num_src, c))
-        dst = x.gather(1, b_idx.expand(x.shape[0], num_dst, c))
-        return src, dst
-
     with torch.no_grad():
-        normed = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        a, bb = split(normed)
-        scores = a @ bb.transpose(-1, -2)  # (B, num_src, num_dst)
-        node_max, node_idx = scores.max(dim=-1)
-        edge_idx = node_max.argsort(dim=-1, descending=True, stable=True)[..., None]  # (B, num_src, 1)
-        unm_idx = edge_idx[:, r:, :]  # sources kept
-        src_idx = edge_idx[:, :r, :]  # sources merged
-        dst_idx = node_idx[..., None].gather(1, src_idx)  # their destinations
+        a = metric.index_select(1, a_idx)  # (B, num_src, C)
+        d = metric.index_select(1, b_idx)  # (B, num_dst, C)
+        d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        # argmax over destinations needs only their norms; the source norm only rescales each row's maximum.
+        node_max, node_idx = (a @ d.transpose(-1, -2)).max(dim=-1)  # (B, num_src)
+        node_max = node_max / a.norm(dim=-1).clamp_min(1e-6)
+        order = node_max.argsort(dim=-1, descending=True, stable=True)  # (B, num_src)
+        ranked = a_idx[order]  # (B, num_src) source tokens, most similar first: the first r are merged
+        dst_local = node_idx.gather(1, order[:, :r])  # (B, r) destination of each merged source
+        keep = torch.cat([b_idx.expand(b, num_dst), ranked[:, r:]], dim=1)  # (B, M) destinations, unmerged
+        perm = torch.cat([keep, ranked[:, :r]], dim=1)  # (B, N) every token once
+        position = torch.cat(  # where each token of ``perm`` lands in the merged output
+            [torch.arange(m, device=device).expand(b, m), dst_local], dim=1
+        )
+        restore = torch.empty_like(perm).scatter_(1, perm, position)  # (B, N)
+        size = torch.ones(b, m, device=device).scatter_add_(1, dst_local, torch.ones(b, r, device=device))
+        src = ranked[:, :r]
+        if b > 1:  # flat row indices over the batch
+            in_offset = torch.arange(b, device=device)[:, None] * n
+            out_offset = torch.arange(b, device=device)[:, None] * m
+            keep, src = keep + in_offset, src + in_offset
+            dst_local, restore = dst_local + out_offset, restore + out_offset
+    return TokenMatching(
+        keep.reshape(-1), src.reshape(-1), dst_local.reshape(-1), size.reshape(-1, 1), restore.reshape(-1), n
+    )
 
-    def merge(x: torch.Tensor) -> torch.Tensor:
-        src, dst = split(x)
-        c = x.shape[-1]
-        unm = src.gather(1, unm_idx.expand(b, num_src - r, c))
-        src = src.gather(1, src_idx.expand(b, r, c))
-        dst = dst.scatter_reduce(1, dst_idx.expand(b, r, c), src, reduce="mean")
-        return torch.cat([unm, dst], dim=1)  # (B, N - r, C)
 
-    def unmerge(x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[-1]
-        unm_len = num_src - r
-        unm, dst = x[:, :unm_len], x[:, unm_len:]
-        src = dst.gather(1, dst_idx.expand(b, r, c))
-        out = torch.zeros(b, n, c, device=x.device, dtype=x.dtype)
-        out.scatter_(1, b_idx.expand(b, num_dst, c), dst)
-        out.scatter_(1, a_idx.expand(b, num_src, c).gather(1, unm_idx.expand(b, unm_len, c)), unm)
-        out.scatter_(1, a_idx.expand(b, num_src, c).gather(1, src_idx.expand(b, r, c)), src)
-        return out  # (B, N, C)
+def bipartite_soft_matching_2d(
+    metric: torch.Tensor, grid: tuple[int, int], sx: int, sy: int, r: int, rand_idx: torch.Tensor
+) -> tuple[Merge, Merge]:
+    """tomesd's interface to :func:`match_tokens`: ``(merge, unmerge)``, ``(B, N, C') <-> (B, N - r, C')``."""
+    matching = match_tokens(metric, grid, sx, sy, r, rand_idx)
+    return matching.merge, matching.unmerge
 
-    return merge, unmerge
+
+class _BlockMatching:
+    """The matching of one block's current call, shared by its wrapped sub-modules (tomesd computes it once per
+    block too): the first merged sub-module of a call computes it from its own input, the others reuse it."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.matching: TokenMatching | None = None
 
 
 class ToMeHook(SubmoduleHook):
@@ -204,13 +282,33 @@ class ToMeHook(SubmoduleHook):
     tracker: StepTracker
 
     def __init__(
-        self, config: ToMeConfig, ratio: float, block_index: int, hidden_arg: str, state: ToMeState
+        self,
+        config: ToMeConfig,
+        ratio: float,
+        block_index: int,
+        hidden_arg: str,
+        state: ToMeState,
+        shared: _BlockMatching | None = None,
     ) -> None:
         self.config = config
         self.ratio = ratio
         self.block_index = block_index
         self.hidden_arg = hidden_arg
         self.state = state
+        self.shared = shared or _BlockMatching()
+
+    def _matching(self, image: torch.Tensor, grid: tuple[int, int], r: int) -> TokenMatching:
+        key = (self.tracker.calls, tuple(image.shape), r)
+        if self.shared.key == key and self.shared.matching is not None:
+            return self.shared.matching
+        cfg = self.config
+        rows, cols = grid
+        sy, sx = min(cfg.sy, rows), min(cfg.sx, cols)  # a 1-D sequence (rows == 1) merges along its length
+        seed = cfg.seed + 1_000_003 * max(self.tracker.step, 0) + 7919 * self.block_index
+        a_idx, b_idx = _cell_partition(rows, cols, sy, sx, cfg.use_rand, seed, image.device)
+        matching = _match(image, a_idx, b_idx, r)
+        self.shared.key, self.shared.matching = key, matching
+        return matching
 
     def new_forward(self, module: nn.Module, forward: Any, *args: Any, **kwargs: Any) -> Any:
         positional = len(args) > 0
@@ -224,13 +322,11 @@ class ToMeHook(SubmoduleHook):
         if r <= 0 or prefix < 0 or kwargs.get("attention_mask") is not None:
             return forward(*args, **kwargs)
 
-        cfg = self.config
-        sy, sx = min(cfg.sy, rows), min(cfg.sx, cols)  # a 1-D sequence (rows == 1) merges along its length
-        seed = cfg.seed + 1_000_003 * max(self.tracker.step, 0) + 7919 * self.block_index
-        rand_idx = _destination_choice(rows, cols, sy, sx, cfg.use_rand, seed, hidden.device)
-        image = hidden[:, prefix:]  # (B, rows * cols, C)
-        merge, unmerge = bipartite_soft_matching_2d(image, (rows, cols), sx, sy, r, rand_idx)
-        merged = torch.cat([hidden[:, :prefix], merge(image)], dim=1)  # (B, prefix + N - r, C)
+        image = hidden[:, prefix:] if prefix else hidden  # (B, rows * cols, C)
+        matching = self._matching(image, (rows, cols), r)
+        merged = matching.merge(image)  # (B, N - r, C)
+        if prefix:
+            merged = torch.cat([hidden[:, :prefix], merged], dim=1)  # (B, prefix + N - r, C)
         self.state.tokens_in += hidden.shape[1]
         self.state.tokens_out += merged.shape[1]
         if positional:
@@ -240,7 +336,9 @@ class ToMeHook(SubmoduleHook):
 
         output = forward(*args, **kwargs)
         first = output[0] if isinstance(output, tuple) else output
-        restored = torch.cat([first[:, :prefix], unmerge(first[:, prefix:])], dim=1)  # (B, prefix + N, C')
+        restored = matching.unmerge(first[:, prefix:] if prefix else first)  # (B, N, C')
+        if prefix:
+            restored = torch.cat([first[:, :prefix], restored], dim=1)  # (B, prefix + N, C')
         if isinstance(output, tuple):
             return (restored, *output[1:])
         return restored
@@ -266,8 +364,10 @@ def apply_tome(model: nn.Module, config: ToMeConfig | None = None) -> ToMeState:
                 "applies rotary position embeddings per token. Use ToMeConfig(merge_attn=False, merge_mlp=True)."
             )
         ratio = config.ratio_for(found.index, len(blocks))
+        shared = _BlockMatching()
         for slot in slots:
             for _, module in found.submodules(slot):
-                hooks.append((module, ToMeHook(config, ratio, found.index, found.spec.hidden_arg, state)))
+                hook = ToMeHook(config, ratio, found.index, found.spec.hidden_arg, state, shared)
+                hooks.append((module, hook))
     attach_plugin(model, TOME_HOOK, hooks, [state])
     return state

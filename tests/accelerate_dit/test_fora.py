@@ -3,6 +3,8 @@ composition with ToMe and torch.compile."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from accel_dit_models import MODELS, at_timestep, meldit, meldit_inputs, output
@@ -225,3 +227,98 @@ def test_torch_compile_matches_eager(plugin: object, backend: str) -> None:
             expected = eager(*args, **kw).sample
             got = compiled(*args, **kw).sample
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_block_fast_path_is_bit_identical_and_skips_the_norms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a step where a MelDiT block reuses both caches, only its gates and residual adds run."""
+    from accelerando.accelerate_dit import _registry
+
+    model = meldit(num_layers=3)
+    args, kwargs = meldit_inputs()
+    norm_calls = [0]
+    for block in model.transformer_blocks:
+        block.norm1.register_forward_pre_hook(lambda *_: norm_calls.__setitem__(0, norm_calls[0] + 1))
+    for forecast in ("none", "taylor2"):
+        apply_fora(model, FORAConfig(interval=3, forecast=forecast))
+        norm_calls[0] = 0
+        fast = run_steps(model, args, kwargs, num_steps=7)
+        assert norm_calls[0] == 3 * 3  # refresh steps 0, 3, 6 only
+        remove_acceleration(model)
+        spec = _registry.BLOCKS["MelDiTBlock"]
+        monkeypatch.setitem(_registry.BLOCKS, "MelDiTBlock", dataclasses.replace(spec, cached_forward=None))
+        apply_fora(model, FORAConfig(interval=3, forecast=forecast))
+        generic = run_steps(model, args, kwargs, num_steps=7)
+        remove_acceleration(model)
+        monkeypatch.setitem(_registry.BLOCKS, "MelDiTBlock", spec)
+        assert all(torch.equal(a, b) for a, b in zip(fast, generic, strict=True))
+    apply_fora(model, FORAConfig(interval=3, slots=("attn",)))  # the MLP computes: no fast path
+    norm_calls[0] = 0
+    run_steps(model, args, kwargs, num_steps=7)
+    assert norm_calls[0] == 3 * 7
+
+
+def test_refresh_steps_per_block_and_after_the_last_listed_step() -> None:
+    model = meldit()
+    counts = count_calls(model)
+    state = apply_fora(model, FORAConfig(interval=4, refresh_steps=[[0, 1, 5], [0, 6]]))
+    run_steps(model, *meldit_inputs(), num_steps=12)
+    # block 0: 0, 1, 5, then every 4 steps after 5 -> 9; block 1: 0, 6, then 10.
+    assert counts == [4 + 3, 4 + 3]
+    assert state.computed == 2 * (4 + 3) and state.reused == 2 * (24 - 7)
+    remove_acceleration(model)
+    counts[:] = [0, 0]
+    apply_fora(model, FORAConfig(refresh_steps=[0, 2], interval=100))  # one list: every block
+    run_steps(model, *meldit_inputs(), num_steps=6)
+    assert counts == [2 * 2, 2 * 2]
+
+
+class _Polynomial(torch.nn.Module):
+    """A sub-module whose output is ``x * p(t)`` for a polynomial ``p`` of the current timestep."""
+
+    def __init__(self, coefficients: list[float]) -> None:
+        super().__init__()
+        self.coefficients = coefficients
+        self.t = 0.0
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states * sum(c * self.t**k for k, c in enumerate(self.coefficients))
+
+
+@pytest.mark.parametrize(("forecast", "degree"), [("none", 0), ("taylor1", 1), ("taylor2", 2)])
+def test_taylor_forecast_is_exact_on_polynomials_of_its_order(forecast: str, degree: int) -> None:
+    """The Newton-form forecast at non-uniform timesteps reproduces a polynomial of its order exactly."""
+    from types import SimpleNamespace
+
+    from accelerando.accelerate_dit.fora import FORAHook, FORAState, _Schedule
+
+    module = _Polynomial([0.5, -1.5, 0.75][: degree + 1])
+    config = FORAConfig(interval=3, forecast=forecast)
+    hook = FORAHook(config, _Schedule(3, 0), "hidden_states", FORAState())
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    times = [
+        1.0,
+        0.93,
+        0.84,
+        0.71,
+        0.6,
+        0.45,
+        0.33,
+        0.2,
+        0.1,
+        0.04,
+    ]  # uneven steps, as shifted schedules make
+    for step, t in enumerate(times):
+        hook.tracker = SimpleNamespace(step=step, slot=0, timestep=t * 1000)
+        module.t = t
+        got = hook.new_forward(module, module.forward, x)
+        if step > 3 * degree:  # enough refreshes for the forecast's order
+            torch.testing.assert_close(got, module(x))
+
+
+def test_refresh_steps_validation() -> None:
+    with pytest.raises(ValueError, match="step indices"):
+        FORAConfig(refresh_steps=[0, -1])
+    with pytest.raises(ValueError, match="refresh_steps has 3"):
+        apply_fora(meldit(), FORAConfig(refresh_steps=[[0], [0, 2], [1]]))
+    with pytest.raises(ValueError, match="taylor3"):
+        FORAConfig(forecast="taylor3")

@@ -83,7 +83,7 @@ def test_matching_merge_unmerge_invariants() -> None:
     merge0, unmerge0 = bipartite_soft_matching_2d(x, (6, 8), 2, 2, 0, rand_idx)
     assert torch.equal(unmerge0(merge0(x)), x)
     ones = torch.ones(1, 48, 2)
-    m, u = bipartite_soft_matching_2d(ones, (6, 8), 2, 2, 30, rand_idx[:1])
+    m, u = bipartite_soft_matching_2d(ones, (6, 8), 2, 2, 30, rand_idx)
     assert torch.equal(u(m(ones)), ones)
 
 
@@ -140,3 +140,60 @@ def test_invalid_config_messages() -> None:
         ToMeConfig(sx=0)
     with pytest.raises(ValueError, match="block_ratios has 3"):
         apply_tome(meldit(), ToMeConfig(block_ratios=[0.1, 0.2, 0.3]))
+
+
+def reference_merge_means(
+    x: torch.Tensor, grid: tuple[int, int], r: int, rand_idx: torch.Tensor
+) -> torch.Tensor:
+    """ToMe written out token by token: every token replaced by the mean of the group it is merged into."""
+    rows, cols = grid
+    dst = []
+    for i in range(rows // 2):
+        for j in range(cols // 2):
+            k = int(rand_idx[i, j, 0])
+            dst.append((2 * i + k // 2) * cols + 2 * j + k % 2)
+    src = [t for t in range(rows * cols) if t not in dst]
+    out = x.clone()
+    for b in range(x.shape[0]):
+        unit = x[b] / x[b].norm(dim=-1, keepdim=True)
+        sim = unit[src] @ unit[dst].T  # (num_src, num_dst)
+        best, choice = sim.max(dim=-1)
+        merged = best.argsort(descending=True, stable=True)[:r]
+        groups: dict[int, list[int]] = {d: [d] for d in dst}
+        for s in merged.tolist():
+            groups[dst[int(choice[s])]].append(src[s])
+        for members in groups.values():
+            out[b, members] = x[b, members].mean(dim=0)
+    return out
+
+
+def test_matching_equals_a_token_by_token_reference() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 6 * 8, 7, generator=gen, dtype=torch.float64)
+    rand_idx = torch.randint(4, (3, 4, 1), generator=gen)
+    for r in (0, 5, 20, 36):
+        merge, unmerge = bipartite_soft_matching_2d(x, (6, 8), 2, 2, r, rand_idx)
+        torch.testing.assert_close(unmerge(merge(x)), reference_merge_means(x, (6, 8), r, rand_idx))
+
+
+def test_one_matching_per_block_call_shared_by_attention_and_mlp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like tomesd, the matching is computed once per block call and reused for the MLP."""
+    from accelerando.accelerate_dit import tome
+
+    calls: list[tuple[int, ...]] = []
+    original = tome._match
+
+    def counting(metric: torch.Tensor, *args: object) -> tome.TokenMatching:
+        calls.append(tuple(metric.shape))
+        return original(metric, *args)
+
+    monkeypatch.setattr(tome, "_match", counting)
+    model = meldit()
+    lengths: list[int] = []
+    count_lengths(model.transformer_blocks[0].ff.net[0].proj, lengths)
+    apply_tome(model, ToMeConfig(ratio=0.5, merge_mlp=True))
+    args, kwargs = meldit_inputs()
+    output(model, args, kwargs)
+    output(model, args, {**kwargs, "timestep": kwargs["timestep"] * 0.5})
+    assert len(calls) == 2 * len(model.transformer_blocks)  # two calls, one matching per block each
+    assert lengths == [64 - 32, 64 - 32]  # the MLP runs on the merged tokens
