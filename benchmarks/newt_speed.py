@@ -16,8 +16,8 @@ figures (:func:`accelerando.metrics.pitch_metrics`). The floor is the harmonic e
 additive synth (harmonics with 1/k amplitudes up to Nyquist) on the same f0 whose amplitude follows the
 same loudness envelope, scaled to the recording's RMS. Without a checkpoint the JSON says (b) was skipped.
 
-Writes ``benchmarks/results/newt_speed.json`` and ``.png`` (xRT vs block size, both models), plus
-``newt_speed_quality.png`` (M-STFT per instrument) with checkpoints::
+Writes ``benchmarks/results/newt_speed.json`` and ``.png`` (xRT vs block size, both models), plus an
+M-STFT-per-instrument plot with checkpoints (``--skip_speed --out X.json`` writes it as ``X.png``)::
 
     python benchmarks/newt_speed.py
     python benchmarks/newt_speed.py --checkpoint accelerando/pretrained/newt-violin \
@@ -318,7 +318,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cpu = report["environment"].get("cpu_model", "cpu")
         plot(report["speed"]["rows"], out.with_suffix(".png"), f"NEWT vs FastNEWT, batch 1, 1 thread, {cpu}")
     if isinstance(report["quality"], list):
-        plot_quality(report["quality"], out.with_name(out.stem + "_quality.png"))
+        # Beside the speed plot when there is one, else under the JSON's own name.
+        name = out.stem + "_quality.png" if "speed" in report else out.with_suffix(".png").name
+        plot_quality(report["quality"], out.with_name(name))
     print(f"wrote {out} and its plots")
     return report
 

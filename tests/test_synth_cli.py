@@ -91,15 +91,21 @@ def test_unknown_instrument_lists_known(hum, tmp_path, capsys):
 
 
 def test_missing_bundled_model_names_folder_and_training_command(hum, tmp_path, capsys):
-    if (PRETRAINED_DIR / "newt-trumpet" / "config.json").is_file():
-        pytest.skip("a bundled newt-trumpet exists")
-    assert (
-        main(["synth", "--instrument", "trumpet", "--input", str(hum), "--out", str(tmp_path / "o.wav")]) == 2
-    )
+    assert not (PRETRAINED_DIR / "newt-clarinet").exists()  # a known instrument that ships no model
+    argv = ["synth", "--instrument", "clarinet", "--input", str(hum), "--out", str(tmp_path / "o.wav")]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert str(PRETRAINED_DIR / "newt-trumpet") in err
-    assert "accelerando train newt" in err and "--instrument trumpet" in err
+    assert str(PRETRAINED_DIR / "newt-clarinet") in err
+    assert "accelerando train newt" in err and "--instrument clarinet" in err
+
+
+@pytest.mark.parametrize("instrument", ["violin", "flute", "trumpet"])
+def test_bundled_models_render_the_hum(instrument, hum, tmp_path):
+    out = tmp_path / f"{instrument}.wav"
+    assert main(["synth", "--instrument", instrument, "--input", str(hum), "--out", str(out), "--fast"]) == 0
+    audio, sr = sf.read(out)
+    assert sr == 16000 and len(audio) > 0 and np.isfinite(audio).all() and np.abs(audio).max() > 1e-4
 
 
 def test_model_folder_without_config(hum, tmp_path, capsys):
