@@ -58,15 +58,24 @@ class AlignmentEncoder(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """mel (B, n_mels, T), text (B, n_text, N), text_mask (B, N) bool valid tokens,
         attn_prior (B, T, N) probabilities or None → ``(attn_soft, attn_logprob)`` both (B, 1, T, N).
+
+        ``attn_logprob`` is ``log_softmax(-temperature * distance) + log(prior)`` over tokens (before
+        the token mask), as in RAD-TTS / FastPitch 1.1: the input of :class:`ForwardSumLoss`.
+        ``attn_soft`` is its softmax over the valid tokens.
+
+        The forward-sum must see these normalized, prior-weighted log-probabilities, not the raw
+        scaled distances: against the fixed blank score (-1) raw scores have a free overall level,
+        and the loss is then lowered by pushing every distance up until the blank takes most frames
+        (on a real corpus ~87% blank probability, forward-sum flat at ~3.7 whatever the learning
+        rate, attention no sharper than the prior), instead of by aligning.
         """
         keys = self.key_proj(text)  # (B, n_att, N)
         queries = self.query_proj(mel)  # (B, n_att, T)
         dist = (queries[:, :, :, None] - keys[:, :, None, :]).pow(2).sum(1, keepdim=True)  # (B, 1, T, N)
-        attn_logprob = -self.temperature * dist
-        attn = F.log_softmax(attn_logprob, dim=3)
+        attn_logprob = F.log_softmax(-self.temperature * dist, dim=3)
         if attn_prior is not None:
-            attn = attn + torch.log(attn_prior[:, None] + 1e-8)
-        attn = attn.masked_fill(~text_mask[:, None, None, :], float("-inf"))
+            attn_logprob = attn_logprob + torch.log(attn_prior[:, None] + 1e-8)
+        attn = attn_logprob.masked_fill(~text_mask[:, None, None, :], float("-inf"))
         return torch.softmax(attn, dim=3), attn_logprob
 
 
@@ -79,7 +88,9 @@ class ForwardSumLoss(nn.Module):
         self.ctc = nn.CTCLoss(zero_infinity=True)
 
     def forward(self, attn_logprob: Tensor, text_lens: Tensor, mel_lens: Tensor) -> Tensor:
-        """attn_logprob (B, 1, T, N), text_lens (B,), mel_lens (B,) → scalar."""
+        """attn_logprob (B, 1, T, N) the aligner's token log-probabilities (prior included, see
+        :meth:`AlignmentEncoder.forward`), text_lens (B,), mel_lens (B,) → scalar (mean over the batch
+        of the per-token CTC cost)."""
         logprob = F.pad(attn_logprob, (1, 0), value=self.blank_logprob)  # (B, 1, T, N + 1), blank = 0
         total = attn_logprob.new_zeros(())
         for b in range(logprob.shape[0]):

@@ -7,9 +7,13 @@ decoder of Incremental FastPitch (Du et al., 2024): ``--mask_mode static`` train
 lr 0.1 and a Noam schedule; here Adam (betas 0.9 / 0.98, eps 1e-9, weight decay 1e-6 as FastPitch) with
 peak lr 1e-3, a linear warm-up over ``--lr_warmup_steps`` (1000) and an inverse-square-root decay
 after it (the same schedule shape, without a LAMB dependency; not tuned against LAMB). Gradients are clipped
-at 1000 (FastPitch's threshold). Loss weights (duration / pitch / energy 0.1, aligner 1.0) and the
-binarization-loss warm-up (``--binarization_start_step``, ``--binarization_warmup_steps``) are
-FastPitch 1.1's, in steps instead of epochs.
+at 1000 (FastPitch's threshold). The aligner has its own parameter group whose learning rate is
+``--aligner_lr_scale`` (default 1: the same) times the rest's, on the same schedule; a checkpoint from
+before the split (one parameter group) resumes with its state mapped onto the two groups, while a
+resumed two-group checkpoint keeps its saved learning rates (as for ``--learning_rate``). Loss
+weights (duration / pitch / energy 0.1, aligner 1.0) and the binarization-loss warm-up
+(``--binarization_start_step``, ``--binarization_warmup_steps``) are FastPitch 1.1's, in steps
+instead of epochs.
 
 Every voice in ``metadata.csv`` gets a speaker embedding (names in ``config.speakers``). Before the
 first step, voiced-pitch statistics of the training split are computed once (pYIN, cached as one
@@ -97,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=2093.0,
         help="pYIN highest f0 (Hz); FastPitch's C7. Speech rarely exceeds 800 Hz, and pYIN runs ~3x faster there.",
     )
+    add(
+        "--aligner_lr_scale",
+        type=T.positive_float,
+        default=1.0,
+        help="Learning rate of the alignment encoder relative to --learning_rate (same schedule).",
+    )
     add("--language", type=str, default="en-us", help="espeak-ng voice of the text front end.")
     add(
         "--num_validation_items",
@@ -174,6 +184,68 @@ def lr_lambda(warmup_steps: int):
         return step / warmup_steps if step <= warmup_steps else math.sqrt(warmup_steps / step)
 
     return scale
+
+
+ALIGNER_GROUP = 1  # index of the alignment encoder's parameter group (0: everything else)
+
+
+def _split_legacy_param_groups(optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
+    """Optimizer ``load_state_dict`` pre-hook: map a one-group state (a checkpoint saved before the
+    aligner had its own group) onto ``[rest, aligner]``. The flat parameter order is the same
+    (the aligner's parameters come last in ``model.parameters()``), so the group's index list is
+    split at the size of the current first group; the aligner group gets the saved hyperparameters
+    with ``lr`` / ``initial_lr`` times its ``lr_scale``."""
+    saved, current = state_dict["param_groups"], optimizer.param_groups
+    if len(saved) != 1 or len(current) != 2:
+        return state_dict
+    (group,) = saved
+    n_rest = len(current[0]["params"])
+    if len(group["params"]) != n_rest + len(current[1]["params"]):
+        return state_dict  # a different model: let torch raise its own error
+    scale = current[1].get("lr_scale", 1.0)
+    rest = {**group, "params": group["params"][:n_rest], "lr_scale": 1.0}
+    aligner = {**group, "params": group["params"][n_rest:], "lr_scale": scale}
+    for key in ("lr", "initial_lr"):
+        if key in aligner:
+            aligner[key] = aligner[key] * scale
+    logger.info("Old checkpoint with one optimizer parameter group: split into [rest, aligner]")
+    return {**state_dict, "param_groups": [rest, aligner]}
+
+
+def build_optimizer(model: IncrementalFastPitch, args: argparse.Namespace) -> torch.optim.Adam:
+    """Adam (FastPitch's betas / eps / weight decay) over two parameter groups: everything but the
+    aligner at ``--learning_rate`` (group 0), the alignment encoder at ``--aligner_lr_scale`` times
+    it (group :data:`ALIGNER_GROUP`). Old one-group optimizer states load (see
+    :func:`_split_legacy_param_groups`)."""
+    aligner = [p for n, p in model.named_parameters() if n.startswith("aligner.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("aligner.")]
+    groups = [
+        {"params": rest, "lr": args.learning_rate, "lr_scale": 1.0},
+        {
+            "params": aligner,
+            "lr": args.learning_rate * args.aligner_lr_scale,
+            "lr_scale": args.aligner_lr_scale,
+        },
+    ]
+    optimizer = torch.optim.Adam(
+        groups, lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-9, weight_decay=1e-6
+    )
+    optimizer.register_load_state_dict_pre_hook(_split_legacy_param_groups)
+    return optimizer
+
+
+class WarmupInverseSqrt(torch.optim.lr_scheduler.LambdaLR):
+    """:func:`lr_lambda` on every parameter group. Loading a scheduler state saved for fewer groups
+    (before the aligner group) takes the base learning rates from the (already loaded) optimizer."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int) -> None:
+        super().__init__(optimizer, lr_lambda(warmup_steps))
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        if len(self.base_lrs) != len(self.optimizer.param_groups):
+            self.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+            self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
 
 # ----------------------------------------------------------------------------------------- validation
@@ -322,13 +394,9 @@ def main(args: argparse.Namespace) -> Path:
     )
     ema = T.create_ema(model, args, accelerator)
     T.register_checkpoint_hooks(accelerator, model, ema)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-9, weight_decay=1e-6
-    )
+    optimizer = build_optimizer(model, args)
     # accelerate steps a prepared scheduler once per process per optimizer step.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(args.lr_warmup_steps * accelerator.num_processes)
-    )
+    scheduler = WarmupInverseSqrt(optimizer, args.lr_warmup_steps * accelerator.num_processes)
     loader = torch.utils.data.DataLoader(
         train,
         batch_size=args.train_batch_size,
