@@ -35,7 +35,7 @@ from accelerando.accelerate_dit.fasterdit import (
     fasterdit_loss,
     sample_timesteps,
 )
-from accelerando.generation.mel_dit import PRESETS, MelDiT, patchify
+from accelerando.generation.mel_dit import PITCH_CONDITIONINGS, PRESETS, MelDiT, patchify
 
 __all__ = [
     "RECIPES",
@@ -75,6 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", type=str, default="small", choices=sorted(PRESETS))
     parser.add_argument("--num_frames", type=int, default=128, help="Mel frames per training crop.")
     parser.add_argument("--class_dropout_prob", type=float, default=0.1)
+    parser.add_argument(
+        "--pitch_conditioning",
+        type=str,
+        default="table",
+        choices=list(PITCH_CONDITIONINGS),
+        help="'table': DiT's learned label vector per pitch; 'harmonic': plus the pitch's harmonic template "
+        "added to the tokens of each frequency row (benchmarks/meldit_pitch_study.py compares them).",
+    )
     parser.add_argument(
         "--recipe",
         type=str,
@@ -185,7 +193,10 @@ def main(args: argparse.Namespace) -> MelDiT:
     accelerator = T.create_accelerator(args, project_name="meldit")
     dataset = build_dataset(args)
     model = MelDiT.from_preset(
-        args.preset, num_frames=args.num_frames, class_dropout_prob=args.class_dropout_prob
+        args.preset,
+        num_frames=args.num_frames,
+        class_dropout_prob=args.class_dropout_prob,
+        pitch_conditioning=args.pitch_conditioning,
     )
     # FasterDiT std modulation, kept in the saved config so sampling denormalises consistently.
     if args.data_std is not None:

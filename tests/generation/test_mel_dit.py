@@ -193,3 +193,78 @@ def test_randomize_helper_is_deterministic():
     a = randomize(MelDiT(**TINY), seed=3)
     b = randomize(MelDiT(**TINY), seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+# --- harmonic pitch conditioning -------------------------------------------------------------------------
+
+
+def test_harmonic_templates_follow_the_harmonics():
+    import librosa
+
+    from accelerando.generation.mel_dit import harmonic_pitch_templates
+
+    templates = harmonic_pitch_templates(n_mels=80, sample_rate=22050, f_min=0.0, f_max=8000.0)
+    assert templates.shape == (128, 80)
+    assert float(templates.min()) >= 0 and torch.allclose(templates.amax(1)[:100], torch.ones(100))
+    edges = librosa.mel_frequencies(82, fmin=0.0, fmax=8000.0)
+    lo, hi = edges[:-2], edges[2:]
+    for pitch in (33, 45, 69, 81, 96):
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        harmonics = f0 * torch.arange(1, int(8000 // f0) + 1).double()
+        covered = [any(lo[m] < float(h) < hi[m] for h in harmonics) for m in range(80)]
+        assert [bool(v) for v in templates[pitch] > 0] == covered, (
+            pitch
+        )  # non-zero exactly where a harmonic lies
+        # The strongest band holds the fundamental (weight 1; harmonic k weighs 1/k).
+        peak = int(templates[pitch].argmax())
+        assert lo[peak] < f0 < hi[peak], pitch
+    assert float(templates[127].sum()) == 0.0  # 12.5 kHz: every harmonic above f_max
+
+
+def test_harmonic_conditioning_is_local_and_saved(tmp_path):
+    torch.manual_seed(0)
+    model = randomize(MelDiT(**TINY, pitch_conditioning="harmonic")).eval()
+    assert model.pitch_row_embedder.in_features == TINY["patch_size"][0]
+    assert "pitch_templates" not in model.state_dict()  # a function of the config, rebuilt on load
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([300.0, 300.0])
+    a = model(x, t, **_labels(2, pitch=60)).sample
+    # The template path alone moves the output: zero the pitch table and pitch still matters.
+    with torch.no_grad():
+        model.pitch_embedder.weight.zero_()
+    b = model(x, t, **_labels(2, pitch=60)).sample
+    c = model(x, t, **_labels(2, pitch=72)).sample
+    assert not torch.allclose(a, b) and not torch.allclose(b, c)
+    model.save_pretrained(tmp_path / "harmonic")
+    loaded = MelDiT.from_pretrained(tmp_path / "harmonic").eval()
+    assert loaded.config.pitch_conditioning == "harmonic"
+    assert torch.equal(loaded(x, t, **_labels(2, pitch=72)).sample, c)
+
+
+def test_harmonic_null_pitch_and_cfg_dropout():
+    torch.manual_seed(0)
+    model = randomize(MelDiT(**TINY, pitch_conditioning="harmonic", class_dropout_prob=1.0)).eval()
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([300.0, 300.0])
+    uncond = model(x, t, **_labels(2, NULL_LABEL, NULL_LABEL, NULL_LABEL)).sample
+    model.train()
+    torch.testing.assert_close(
+        model(x, t, **_labels(2)).sample, uncond
+    )  # dropped labels -> null template too
+
+
+def test_untrained_harmonic_model_outputs_zeros():
+    model = MelDiT(**TINY, pitch_conditioning="harmonic").eval()
+    out = model(torch.randn(2, 1, 16, 16), torch.tensor([10.0, 990.0]), **_labels(2)).sample
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_table_conditioning_has_no_template_parameters():
+    model = MelDiT(**TINY)
+    assert model.config.pitch_conditioning == "table"
+    assert not any(name.startswith("pitch_row") for name in model.state_dict())
+
+
+def test_bad_pitch_conditioning_raises():
+    with pytest.raises(
+        ValueError, match=r"pitch_conditioning must be one of \('table', 'harmonic'\); got 'cqt'"
+    ):
+        MelDiT(**TINY, pitch_conditioning="cqt")
