@@ -78,10 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pitch_conditioning",
         type=str,
-        default="table",
+        default=None,
         choices=list(PITCH_CONDITIONINGS),
         help="'table': DiT's learned label vector per pitch; 'harmonic': plus the pitch's harmonic template "
-        "added to the tokens of each frequency row (benchmarks/meldit_pitch_study.py compares them).",
+        "added to the tokens of each frequency row (benchmarks/meldit_pitch_study.py compares them). "
+        "Unset: the preset's ('harmonic').",
     )
     parser.add_argument(
         "--recipe",
@@ -196,7 +197,7 @@ def main(args: argparse.Namespace) -> MelDiT:
         args.preset,
         num_frames=args.num_frames,
         class_dropout_prob=args.class_dropout_prob,
-        pitch_conditioning=args.pitch_conditioning,
+        **({} if args.pitch_conditioning is None else {"pitch_conditioning": args.pitch_conditioning}),
     )
     # FasterDiT std modulation, kept in the saved config so sampling denormalises consistently.
     if args.data_std is not None:

@@ -268,3 +268,17 @@ def test_bad_pitch_conditioning_raises():
         ValueError, match=r"pitch_conditioning must be one of \('table', 'harmonic'\); got 'cqt'"
     ):
         MelDiT(**TINY, pitch_conditioning="cqt")
+
+
+def test_presets_use_the_harmonic_cue_and_old_configs_stay_table(tmp_path):
+    assert MelDiT.from_preset("small").config.pitch_conditioning == "harmonic"
+    assert MelDiT.from_preset("small", pitch_conditioning="table").config.pitch_conditioning == "table"
+    # A config saved before the option existed (no key) loads as the label table it was trained with.
+    import json
+
+    model = MelDiT(**TINY)
+    model.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["pitch_conditioning"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert MelDiT.from_pretrained(tmp_path / "old").config.pitch_conditioning == "table"
