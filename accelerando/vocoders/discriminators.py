@@ -174,18 +174,36 @@ class ConstantQTransform(nn.Module):
         self.register_buffer("lowpass", _lowpass(lowpass_taps, 0.45).view(1, 1, -1), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T) -> complex (B, n_bins, frames)
+        # Always float32: complex bfloat16 / float16 tensors do not exist, and under an autocast region
+        # (``--mixed_precision bf16``) the convolutions below would otherwise run in reduced precision.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._cqt(x.float())
+
+    def _cqt(self, x: Tensor) -> Tensor:
         x = x.unsqueeze(1)
         x = F.pad(x, (0, -x.shape[-1] % self.hop_length))  # (B, 1, frames * hop)
         hop, size, bpo = self.hop_length, self.kernels.shape[-1], self.bins_per_octave
         octaves = []
         for level in range(self.n_octaves):  # level 0 is the top octave
-            out = F.conv1d(F.pad(x, (size // 2, size // 2)), self.kernels, stride=hop)  # (B, 2 bpo, frames)
+            padded = F.pad(x, (size // 2, size // 2))
+            out = _strided_correlation(padded, self.kernels, hop)  # (B, 2 bpo, frames)
             octaves.append(torch.complex(out[:, :bpo], -out[:, bpo:]))
             if level < self.n_octaves - 1:
                 taps = self.lowpass.shape[-1]
                 x = F.conv1d(F.pad(x, (taps // 2, taps // 2)), self.lowpass)[..., ::2]  # half the rate
                 hop //= 2
         return torch.cat(octaves[::-1], dim=1)
+
+
+def _strided_correlation(x: Tensor, kernels: Tensor, stride: int) -> Tensor:
+    """``F.conv1d(x, kernels, stride=stride)`` for one input channel, as frames x kernels (a matmul).
+
+    ``(B, 1, T), (C, 1, K) -> (B, C, frames)``. Not ``F.conv1d``: its oneDNN backward for these long kernels
+    with a stride corrupts the heap in torch 2.13 on CPU (kernel 363, stride 4, 96 channels crashes the
+    process); the frames are few (``T / stride``) and the matmul is as fast.
+    """
+    frames = x.squeeze(1).unfold(-1, kernels.shape[-1], stride)  # (B, frames, K)
+    return torch.matmul(kernels.squeeze(1), frames.transpose(1, 2))  # (C, K) @ (B, K, frames)
 
 
 def _upsample2(x: Tensor, lowpass: Tensor) -> Tensor:

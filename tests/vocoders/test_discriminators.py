@@ -32,6 +32,46 @@ def test_cqt_peaks_at_the_bin_of_a_sinusoid(bins_per_octave, bin_index):
     assert magnitude[k].item() == pytest.approx(0.5, abs=0.03)
 
 
+def test_cqt_runs_in_float32_under_bf16_autocast():
+    # `--mixed_precision bf16` wraps the discriminators in autocast; complex bf16 does not exist.
+    cqt = ConstantQTransform(44100, 256, n_octaves=9, bins_per_octave=24, fmin=32.70)
+    x = torch.randn(2, 4096) * 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = cqt(x.bfloat16())
+    assert z.dtype == torch.complex64
+    torch.testing.assert_close(z, cqt(x.bfloat16().float()))
+    cqtd = MultiScaleSubbandCQTDiscriminator(sample_rate=22050, filters=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        real, fake, _, _ = cqtd(x[:, None], x)
+    assert all(torch.isfinite(s).all() for s in real + fake)
+
+
+def test_cqt_strided_correlation_matches_conv1d_forward_and_backward():
+    # The CQT's frames x kernels matmul replaces F.conv1d, whose oneDNN backward crashed the process for
+    # MS-SB-CQTD's third scale (hop 256, 48 bins per octave: kernel 363 at stride 4 after 6 octaves).
+    from torch.nn import functional as F
+
+    from accelerando.vocoders.discriminators import _strided_correlation
+
+    kernels = torch.randn(96, 1, 363, dtype=torch.float64)
+    for stride in (1, 4, 256):
+        x = torch.randn(2, 1, 128 + 362, dtype=torch.float64, requires_grad=True)
+        out = _strided_correlation(x, kernels, stride)
+        grad = torch.randn_like(out)
+        (got,) = torch.autograd.grad(out, x, grad)
+        with torch.backends.mkldnn.flags(enabled=False):
+            ref_out = F.conv1d(x, kernels, stride=stride)
+            (ref,) = torch.autograd.grad(ref_out, x, grad)
+        torch.testing.assert_close(out, ref_out)
+        torch.testing.assert_close(got, ref)
+    cqt = ConstantQTransform(44100, 256, n_octaves=9, bins_per_octave=48)
+    for _ in range(5):  # the heap corruption showed after a few backward passes
+        x = (torch.randn(2, 8192) * 0.1).requires_grad_()
+        z = cqt(x)
+        (z.real.square() + z.imag.square()).sum().backward()
+        assert torch.isfinite(x.grad).all()
+
+
 def test_cqt_rejects_bad_settings():
     with pytest.raises(ValueError, match="divisible"):
         ConstantQTransform(44100, 100, n_octaves=9)
