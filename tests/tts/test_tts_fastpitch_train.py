@@ -197,6 +197,9 @@ def test_train_script_runs_saves_loadable_models_and_resumes(corpus, tmp_path) -
     assert (shipped / "config.json").is_file() and list(shipped.glob("*.safetensors"))
     card = (shipped / "README.md").read_text()
     assert "2 steps" in card and f"mel L1 {records[0]['val_mel_l1']:.4f}" in card  # newest checkpoint
+    assert f"| 2 | {records[0]['val_mel_l1']:.4f} | {records[0]['val_forward_sum']:.4f} |" in card  # history
+    assert "| 3 |" not in card  # records after the exported checkpoint are not its history
+    assert (shipped / "validation.png").stat().st_size > 1000 and "validation.png" in card
     assert IncrementalFastPitch.from_pretrained(shipped).config.speakers == ["anna", "bob"]
 
 

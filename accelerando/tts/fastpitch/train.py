@@ -262,7 +262,8 @@ def validate(
 ) -> dict[str, float]:
     """Teacher-forced mel L1, forward-sum, alignment sharpness and duration error on the validation split.
 
-    Also draws the first validation utterance's inferred mel (from text alone) next to its target.
+    Also draws the first validation utterance's target mel, its mel inferred from text alone and its
+    teacher-forced soft alignment (``output_dir/validation/step-N.png``).
     """
     from accelerando.tts.fastpitch.aligner import ForwardSumLoss
 
@@ -273,6 +274,7 @@ def validate(
     sums = {"val_mel_l1": 0.0, "val_forward_sum": 0.0, "val_attn_max_prob": 0.0, "val_dur_rel_error": 0.0}
     frames_total, items_total = 0, 0
     forward_sum = ForwardSumLoss()
+    first_attn = None
     for batch in _batches(valid, count, args.train_batch_size):
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         out = model(
@@ -291,6 +293,8 @@ def validate(
         sums["val_mel_l1"] += float(((out.mel - batch["mel"]).abs().mean(1) * frames).sum())
         sums["val_attn_max_prob"] += float((out.attn_soft[:, 0].max(-1).values * frames).sum())
         frames_total += int(frames.sum())
+        if first_attn is None:  # (mel frames, tokens) of the first validation utterance
+            first_attn = out.attn_soft[0, 0, : batch["mel_lens"][0], : batch["ids_lens"][0]].cpu()
         b = batch["ids"].shape[0]
         sums["val_forward_sum"] += float(forward_sum(out.attn_logprob, out.text_lens, out.mel_lens)) * b
         tokens = (
@@ -307,13 +311,21 @@ def validate(
         "val_dur_rel_error": sums["val_dur_rel_error"] / max(items_total, 1),
     }
     if count > 0:
-        _plot_inferred(model, valid[0], Path(args.output_dir) / "validation" / f"step-{step}.png")
+        path = Path(args.output_dir) / "validation" / f"step-{step}.png"
+        _plot_inferred(model, valid[0], path, first_attn, title=f"step {step}")
     model.train(was_training)
     return metrics
 
 
-def _plot_inferred(model: IncrementalFastPitch, item: dict[str, Any], path: Path) -> None:
-    """Save target mel (top) and the mel inferred from text (bottom, streamed chunks) as a PNG."""
+def _plot_inferred(
+    model: IncrementalFastPitch,
+    item: dict[str, Any],
+    path: Path,
+    attn: torch.Tensor | None = None,
+    title: str = "",
+) -> None:
+    """Save target mel, the mel inferred from text (streamed chunks) and, when given, the soft alignment
+    ``attn`` (mel frames x tokens, teacher-forced) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,14 +335,26 @@ def _plot_inferred(model: IncrementalFastPitch, item: dict[str, Any], path: Path
     mel = torch.cat(list(model.decode_chunks(enc)), dim=2)[0].cpu()  # (n_mels, frames)
     low, high = float(item["mel"].min()), float(item["mel"].max())  # one colour scale for both
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 1, figsize=(8, 5), constrained_layout=True)
-    for ax, data, title in zip(
-        axes, (item["mel"], mel), (f"target {item['id']}", "inferred (streamed chunks)"), strict=True
+    rows = 2 if attn is None else 3
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.5 * rows), constrained_layout=True)
+    for ax, data, name in zip(
+        axes[:2],
+        (item["mel"], mel),
+        (f"target {item['id']}", "inferred from text (streamed chunks)"),
+        strict=True,
     ):
         ax.imshow(data.numpy(), origin="lower", aspect="auto", interpolation="none", vmin=low, vmax=high)
-        ax.set_title(title)
+        ax.set_title(name)
         ax.set_ylabel("mel bin")
-    axes[1].set_xlabel("frame")
+        ax.set_xlabel("frame")
+    if attn is not None:
+        sharpness = float(attn.max(-1).values.mean())
+        axes[2].imshow(attn.T.numpy(), origin="lower", aspect="auto", interpolation="none", vmin=0, vmax=1)
+        axes[2].set_title(f"soft alignment, teacher-forced (mean max probability {sharpness:.2f})")
+        axes[2].set_ylabel("phoneme")
+        axes[2].set_xlabel("target frame")
+    if title:
+        fig.suptitle(title)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -480,6 +504,20 @@ def export_pretrained(run_dir: str | Path, dest: str | Path, data_dir: str | Pat
     def fmt(key: str) -> str:
         return f"{scores[key]:.4f}" if key in scores else "not measured"
 
+    history = "\n".join(
+        f"| {r['step']} | {r['val_mel_l1']:.4f} | {r['val_forward_sum']:.4f} | {r['val_attn_max_prob']:.4f} "
+        f"| {r['val_dur_rel_error']:.4f} |"
+        for r in records
+        if r["step"] <= step
+    )
+    image, image_note = run_dir / "validation" / f"step-{step}.png", ""
+    if image.is_file():
+        shutil.copyfile(image, dest / "validation.png")
+        image_note = (
+            "\n`validation.png`: the first validation utterance at this step: its target mel, the mel inferred\n"
+            "from text (streamed chunks) and the teacher-forced soft alignment.\n"
+        )
+
     card = f"""# Incremental FastPitch ({args.get("preset", "?")} preset) on `{data_dir.name or "?"}`
 
 Text → 80-bin log mel (22.05 kHz, hop 256), FastPitch 1.1 with a learned aligner and the chunked decoder
@@ -495,6 +533,13 @@ of Incremental FastPitch (chunk {cfg.chunk_size} frames, past {cfg.past_size}); 
   forward-sum {fmt("val_forward_sum")}; mean max attention probability {fmt("val_attn_max_prob")}
   (1 = perfectly sharp alignment); predicted total duration relative error {fmt("val_dur_rel_error")}.
 
+Validation during training (forward-sum: the aligner's CTC-style loss, lower is better; sharpness: mean max
+attention probability per frame, 1 = a hard alignment; duration error: predicted vs true total length):
+
+| step | mel L1 | forward-sum | sharpness | duration error |
+| --- | --- | --- | --- | --- |
+{history}
+{image_note}
 A small model on synthetic voices, trained as long as a shared CPU allowed: a working default and a
 test fixture, not a production voice. Train on real data with `accelerando.tts.fastpitch.train`.
 """
