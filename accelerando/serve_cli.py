@@ -22,7 +22,7 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vocoder",
         default=None,
-        help="'griffin-lim', a vocoder folder or a bundled name (default: the bundled fregrad-*/periodwave-*)",
+        help="'griffin-lim', a vocoder folder or a bundled name (default: the bundled periodwave-turbo-*, else fregrad-*, else periodwave-*)",
     )
     parser.add_argument(
         "--vocoder-steps", type=int, default=None, help="diffusion vocoder steps (default: its own)"

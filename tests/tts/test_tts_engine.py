@@ -191,3 +191,21 @@ def test_from_pretrained(tmp_path, monkeypatch) -> None:
     assert isinstance(engine.vocoder, FreGrad)
     with pytest.raises(FileNotFoundError, match="griffin-lim"):
         StreamingSynthesizer.from_pretrained(tmp_path / "fastpitch-tiny", vocoder=tmp_path / "nothing")
+
+
+def test_default_vocoder_prefers_turbo_then_fregrad_then_periodwave(tmp_path, monkeypatch) -> None:
+    import accelerando.pretrained as pretrained
+    from accelerando.tts.engine import load_vocoder
+    from accelerando.vocoders import PeriodWave, PeriodWaveTurbo
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="No bundled vocoder checkpoint"):
+        load_vocoder(None)
+    teacher = PeriodWave.from_preset("tiny")
+    teacher.save_pretrained(tmp_path / "periodwave-s-x")
+    assert type(load_vocoder(None)) is PeriodWave
+    FreGrad.from_preset("small", residual_layers=2).save_pretrained(tmp_path / "fregrad-x")
+    assert type(load_vocoder(None)) is FreGrad
+    PeriodWaveTurbo.from_periodwave(teacher).save_pretrained(tmp_path / "periodwave-turbo-s-x")
+    assert type(load_vocoder(None)) is PeriodWaveTurbo
+    assert type(load_vocoder("fregrad-x")) is FreGrad  # a bundled name still picks that one
