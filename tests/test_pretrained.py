@@ -25,3 +25,17 @@ def test_bundled_checkpoints_stay_within_the_size_budget():
 def test_unknown_checkpoint_error_names_it_and_lists_available():
     with pytest.raises(FileNotFoundError, match=r"no bundled checkpoint named 'nope'; available: "):
         pretrained_path("nope")
+
+
+def test_half_precision_stored_turbo_loads_as_float32():
+    import torch
+
+    from accelerando.vocoders import PeriodWaveTurbo
+
+    if "periodwave-turbo-s-speech" not in list_pretrained():
+        pytest.fail("periodwave-turbo-s-speech is no longer bundled; update this test")
+    turbo = PeriodWaveTurbo.from_pretrained(pretrained_path("periodwave-turbo-s-speech")).eval()
+    assert {p.dtype for p in turbo.parameters()} == {torch.float32}  # stored as float16 to halve the size
+    mel = torch.randn(1, 80, 8) - 5
+    wav = turbo.synthesize(mel, generator=torch.Generator().manual_seed(0))
+    assert wav.shape == (1, 8 * 256) and torch.isfinite(wav).all()
