@@ -31,7 +31,7 @@ import torch
 
 from accelerando.bench import run_griffin_lim, run_vocoder
 from accelerando.metrics import VOCODER_METRICS
-from accelerando.metrics.report import environment, summarize, write_results
+from accelerando.metrics.report import environment, save_figure, summarize, write_results
 from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.vocoders import PeriodWave, PeriodWaveTurbo
 
@@ -149,10 +149,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
             )
         n_items = payload["quality_settings"]["max_items"]
         metric_axes[len(SHOWN) // 2].set_title(f"held-out test split, first {n_items} utterances", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

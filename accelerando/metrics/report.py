@@ -94,6 +94,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Lay out ``fig``, write it to ``path`` (parent folders made), close it; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_metric_distributions(
     per_item: Sequence[Mapping[str, Any]],
     metrics: Sequence[str],
@@ -120,12 +130,7 @@ def plot_metric_distributions(
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_speed(comparison: Mapping[str, Any], path: str | os.PathLike, title: str = "") -> Path:
@@ -143,9 +148,4 @@ def plot_speed(comparison: Mapping[str, Any], path: str | os.PathLike, title: st
         )
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
