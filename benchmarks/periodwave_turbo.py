@@ -15,7 +15,7 @@ faster (Turbo-S 2.58 x real time on an EPYC 7313 CPU vs PeriodWave-B's 0.21 at 1
 The Turbo generator is trained for one step count (its config's ``num_steps``); the other count runs the same
 weights with that many Euler steps and is labelled "off-design". Writes ``benchmarks/results/periodwave_turbo.{json,png}``::
 
-    python benchmarks/periodwave_turbo.py --teacher runs/periodwave-s/model \\
+    python benchmarks/periodwave_turbo.py --teacher runs/periodwave-s/checkpoint-1500/model \\
         --turbo accelerando/pretrained/periodwave-turbo-s-speech --corpus corpora/speech --max-items 6
     python benchmarks/periodwave_turbo.py --quick    # smoke run: random tiny models, no corpus
 """
@@ -50,12 +50,10 @@ class System:
         self, mel: torch.Tensor, num_steps: int | None = None, generator: Any = None
     ) -> torch.Tensor:
         del num_steps  # fixed per system
-        if isinstance(self.model, PeriodWaveTurbo):
-            return self.model.synthesize(mel, num_steps=self.num_steps, generator=generator)
         return self.model.synthesize(mel, num_steps=self.num_steps, generator=generator, method=self.method)
 
     def num_evaluations(self) -> int:
-        return self.num_steps * (2 if self.method in ("midpoint", "heun") else 1)
+        return self.num_steps * (2 if self.method == "midpoint" else 1)
 
 
 def build_systems(teacher: PeriodWave, turbo: PeriodWaveTurbo) -> dict[str, System]:
@@ -138,7 +136,10 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     speed_ax.set_title(f"speed on {payload['hardware']}", fontsize=9)
     if quality:
         qnames = list(quality["summary"])
-        colors = ["tab:blue"] * 3 + ["tab:orange"] * (len(qnames) - 4) + ["gray"]
+        colors = [
+            "gray" if n.startswith("Griffin") else "tab:orange" if n.startswith("Turbo") else "tab:blue"
+            for n in qnames
+        ]
         for ax, metric in zip(metric_axes, SHOWN):
             values = [quality["summary"][n][metric]["mean"] for n in qnames]
             ax.barh(range(len(qnames)), [v if v is not None else 0.0 for v in values], color=colors)
