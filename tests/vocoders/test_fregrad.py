@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -238,3 +239,61 @@ def test_bad_mels_and_step_counts_give_clear_errors(small):
         small.synthesize(_mel(1, 4), num_steps=4)
     with pytest.raises(ValueError, match="floating-point"):
         small.synthesize(torch.zeros(1, 80, 4, dtype=torch.long))
+
+
+# ------------------------------------------------------------------------ aliasing and prior consistency
+
+
+def _line_ratio(wav: torch.Tensor, freq: float, sample_rate: int = 22050) -> float:
+    """Welch power at ``freq`` over the median power of the 80 bins around it (a narrowband peak is >> 1)."""
+    from scipy.signal import welch
+
+    f, p = welch(wav.numpy(), fs=sample_rate, nperseg=2048)
+    i = int(abs(f - freq).argmin())
+    return float(p[max(i - 1, 0) : i + 2].max() / np.median(p[max(i - 40, 0) : i + 40]))
+
+
+def test_remove_cutoff_alias_removes_subband_dc_and_nyquist_lines_only():
+    from accelerando.vocoders.fregrad.model import remove_cutoff_alias
+
+    n = 8192
+    g = torch.Generator().manual_seed(0)
+    noise = 0.01 * torch.randn(1, 2, n, generator=g, dtype=torch.float64)
+    alt = (-1.0) ** torch.arange(n, dtype=torch.float64)
+    lines = torch.stack([0.1 * alt, 0.1 + 0.1 * alt])[None]  # DC and Nyquist in the sub-bands
+    dirty = idwt_haar(noise + lines)[0, 0]
+    clean = idwt_haar(remove_cutoff_alias(noise + lines, 22050))[0, 0]
+    for freq in (22050 / 4, 22050 / 2 - 11):  # where the sub-band lines land after the inverse DWT
+        assert _line_ratio(dirty, freq) > 100
+        assert _line_ratio(clean, freq) < 5
+    # The rest of the spectrum is kept: same power in 1-4 kHz.
+    from scipy.signal import welch
+
+    f, p_in = welch(idwt_haar(noise)[0, 0].numpy(), fs=22050, nperseg=1024)
+    _, p_out = welch(clean.numpy(), fs=22050, nperseg=1024)
+    band = (f > 1000) & (f < 4000)
+    assert p_out[band].sum() == pytest.approx(p_in[band].sum(), rel=0.1)
+
+
+def test_synthesize_from_silence_has_no_line_at_half_or_quarter_rate():
+    torch.manual_seed(0)
+    silent = torch.full((1, 80, 120), math.log(1e-5))
+    ratios = {}
+    for flag in (False, True):
+        model = FreGrad.from_preset("small", remove_cutoff_alias=flag).eval()
+        wav = model.synthesize(silent, num_steps=6, generator=torch.Generator().manual_seed(0))[0]
+        ratios[flag] = _line_ratio(wav, 22050 / 2 - 11)
+    assert ratios[False] > 10  # the band-split convs' line (fs/2 from the high band's offset)...
+    assert ratios[True] < 5  # ...is gone with the post-filter (on by default)
+    assert FreGrad.from_preset("small").config.remove_cutoff_alias
+
+
+def test_default_prior_of_a_crop_equals_the_prior_of_the_whole_utterance():
+    mel = _mel(1, 300, seed=3) + 3.0
+    whole = compute_band_std(mel)  # (1, 2, 300)
+    crop = compute_band_std(mel[..., 100:162])  # a 62-frame training crop
+    torch.testing.assert_close(crop, whole[..., 100:162])
+    # The reference's frame-rate filtering decays the track along the utterance (why it is off).
+    filtered = compute_band_std(mel, filter_track=True)
+    assert filtered[..., 200:].mean() < 0.5 * filtered[..., :30].mean()
+    assert not FreGrad.from_preset("small").config.filter_prior

@@ -37,12 +37,13 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from accelerando.audio import MultiResolutionSTFTLoss, dwt_haar, idwt_haar
+from accelerando.audio.filters import biquad
 from accelerando.modeling import AccelerandoModel
 
 from .prior import DEFAULT_ENERGY_MAX, DEFAULT_ENERGY_MIN, compute_band_std
 from .schedule import FAST_SCHEDULE_STEPS, default_training_betas, fast_betas, get_schedule
 
-__all__ = ["PRESETS", "FreGrad"]
+__all__ = ["PRESETS", "FreGrad", "remove_cutoff_alias"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's model (Sec. 4.1): 1,782,548 parameters.
@@ -147,6 +148,21 @@ class ResidualBlock(nn.Module):
         return (x + residual) / math.sqrt(2.0), skip
 
 
+def remove_cutoff_alias(subbands: Tensor, sample_rate: int) -> Tensor:
+    """High-pass 5 Hz then low-pass 5.5 kHz each Haar sub-band ``(B, 2, L)`` at the sub-band rate ``sample_rate / 2``.
+
+    The reference code's post-filter (kaistmm/fregrad ``inference.py``): the biquads' double zeros at DC
+    and at the sub-band Nyquist remove the lines that land at fs/2 and fs/4 after the inverse DWT.
+    The low-pass's poles sit near the Nyquist (radius 0.995), so a line present from the first sample would
+    ring for ~1000 samples: the filters run over a reflected lead-in of up to 2048 samples that is dropped.
+    """
+    rate = sample_rate / 2
+    lead = min(2048, subbands.shape[-1] - 1)
+    x = F.pad(subbands, (lead, 0), mode="reflect") if lead > 0 else subbands  # (B, 2, lead + L)
+    x = biquad(biquad(x, "highpass", 5.0, rate), "lowpass", 5500.0 * rate / 11025.0, rate)
+    return x[..., lead:]
+
+
 @functools.lru_cache(maxsize=8)
 def _stft_loss(device: torch.device) -> MultiResolutionSTFTLoss:
     return MultiResolutionSTFTLoss(**STFT_LOSS_RESOLUTIONS).to(device)
@@ -166,7 +182,11 @@ class FreGrad(AccelerandoModel):
         energy_min, energy_max: training-set frame-energy statistics of the prior (the train script
             overwrites ``energy_min`` with the corpus's value; ``energy_max`` is PriorGrad's 4.0 override).
         std_min: floor of the prior's standard deviation.
-        filter_prior: filter the sigma tracks as the reference code does (see :mod:`.prior`).
+        filter_prior: filter the sigma tracks as the reference code does (off: it makes the prior
+            depend on the position in the utterance; see :mod:`.prior`).
+        remove_cutoff_alias: after sampling, high-pass (5 Hz) and low-pass (5.5 kHz) each sub-band at the
+            sub-band rate, as the reference's ``remove_cutoff_alias``: the band-split convolutions put
+            lines at each sub-band's DC and Nyquist, which the inverse DWT maps to fs/2 and fs/4.
     """
 
     @register_to_config
@@ -186,7 +206,8 @@ class FreGrad(AccelerandoModel):
         energy_min: float = DEFAULT_ENERGY_MIN,
         energy_max: float = DEFAULT_ENERGY_MAX,
         std_min: float = 0.1,
-        filter_prior: bool = True,
+        filter_prior: bool = False,
+        remove_cutoff_alias: bool = True,
     ) -> None:
         super().__init__()
         if math.prod(upsample_factors) * 2 != hop_length:
@@ -394,5 +415,7 @@ class FreGrad(AccelerandoModel):
                     x.shape, device=x.device, dtype=x.dtype, generator=generator
                 )
             x = x.clamp(-SUBBAND_LIMIT, SUBBAND_LIMIT)
+        if self.config.remove_cutoff_alias:
+            x = remove_cutoff_alias(x, self.config.sample_rate)
         wav = idwt_haar(x, length=mel.shape[-1] * self.config.hop_length)  # (B, 1, T)
         return wav.squeeze(1).clamp(-1.0, 1.0)

@@ -13,23 +13,23 @@ Details follow the reference code (kaistmm/fregrad, ``dataset.py``):
 
 - the statistics are the min and max of the *full-band* frame energy over the training set, and
   the max is overridden with 4.0 (PriorGrad's ``max_energy_override``, which clips outliers);
-- the low-band energy is clamped at ``energy_max`` before normalising, the high band is not;
-- with ``filter_track=True`` each normalised track is run through a high-pass (15 Hz) and then a
-  low-pass (5.5 kHz) RBJ biquad (Q = 0.707) at a nominal rate of 11025 Hz, each output clamped to
-  ``[-1, 1]`` (torchaudio's ``lfilter`` default), then floored at ``std_min`` again. The filters
-  run on the frame-rate track; their effect is mainly a slow decay of the track's start, which the
-  reference applies to every training crop and every utterance at inference, and so do we.
+- the low-band energy is clamped at ``energy_max`` before normalising, the high band is not.
+
+The reference also runs each frame-rate track through a high-pass (15 Hz) and a low-pass (5.5 kHz)
+biquad designed for a nominal 11025 Hz rate (``filter_track=True`` here). On a track at the mel
+frame rate (86 Hz) that high-pass is a slow DC blocker whose state starts at zero: the track's level
+decays along the utterance (38% left after a 62-frame training crop, 2% after 124 frames, below zero
+after 248), so training crops and whole utterances see different priors and most of a long utterance
+sits at the ``std_min`` floor. It is off by default (``FreGrad(filter_prior=False)``, PriorGrad's
+unfiltered prior); checkpoints that were trained with it keep it through their config.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
+from accelerando.audio.filters import biquad
 from accelerando.vocoders.energy import (
     DEFAULT_ENERGY_MAX,
     DEFAULT_ENERGY_MIN,
@@ -45,43 +45,8 @@ __all__ = [
     "frame_energy",
 ]
 
+# The reference filters the frame-rate track as if it were sampled at 11025 Hz.
 _FILTER_RATE = 11025.0
-_FILTER_Q = 0.707
-
-
-def _biquad_coefficients(kind: str, cutoff: float) -> tuple[list[float], list[float]]:
-    """RBJ cookbook biquad ``(b, a)``, normalised so that ``a[0] = 1`` (torchaudio's formulas)."""
-    w0 = 2 * math.pi * cutoff / _FILTER_RATE
-    alpha = math.sin(w0) / (2 * _FILTER_Q)
-    cos_w0 = math.cos(w0)
-    if kind == "highpass":
-        b = [(1 + cos_w0) / 2, -(1 + cos_w0), (1 + cos_w0) / 2]
-    else:
-        b = [(1 - cos_w0) / 2, 1 - cos_w0, (1 - cos_w0) / 2]
-    a0 = 1 + alpha
-    return [x / a0 for x in b], [1.0, -2 * cos_w0 / a0, (1 - alpha) / a0]
-
-
-@functools.lru_cache(maxsize=64)
-def _impulse_response(kind: str, cutoff: float, length: int) -> Tensor:
-    """The first ``length`` samples of the biquad's impulse response, float64."""
-    b, a = _biquad_coefficients(kind, cutoff)
-    h = [0.0] * length
-    y1 = y2 = 0.0  # y[n-1], y[n-2]
-    for n in range(length):
-        y = (b[n] if n < 3 else 0.0) - a[1] * y1 - a[2] * y2  # input: a unit impulse at n = 0
-        h[n] = y
-        y1, y2 = y, y1
-    return torch.tensor(h, dtype=torch.float64)
-
-
-def _causal_filter(track: Tensor, kind: str, cutoff: float) -> Tensor:
-    """Exact zero-initial-state IIR output on ``(N, frames)``, as a causal convolution, clamped to [-1, 1]."""
-    length = track.shape[-1]
-    h = _impulse_response(kind, cutoff, length).to(device=track.device, dtype=track.dtype)  # (frames,)
-    padded = F.pad(track.unsqueeze(1), (length - 1, 0))  # (N, 1, 2 * frames - 1)
-    out = F.conv1d(padded, h.flip(0).view(1, 1, -1)).squeeze(1)  # (N, frames)
-    return out.clamp(-1.0, 1.0)
 
 
 def compute_band_std(
@@ -89,7 +54,7 @@ def compute_band_std(
     energy_min: float = DEFAULT_ENERGY_MIN,
     energy_max: float = DEFAULT_ENERGY_MAX,
     std_min: float = 0.1,
-    filter_track: bool = True,
+    filter_track: bool = False,
 ) -> Tensor:
     """Per-band prior standard deviation of FreGrad at the mel frame rate.
 
@@ -97,7 +62,8 @@ def compute_band_std(
         mel: ``(B, n_mels, frames)`` natural-log mel (``n_mels`` even).
         energy_min, energy_max: training-set energy statistics (see :func:`compute_energy_stats`).
         std_min: floor of the standard deviation.
-        filter_track: apply the reference code's biquad filtering (module docstring).
+        filter_track: apply the reference code's biquad filtering (module docstring: it makes the
+            prior depend on the position in the utterance; off by default).
 
     Returns:
         ``(B, 2, frames)`` standard deviations ``[low, high]`` in ``[std_min, 1]``, in ``mel``'s dtype.
@@ -111,9 +77,7 @@ def compute_band_std(
     std = (torch.stack([low, high], dim=1) - energy_min) / (energy_max - energy_min)  # (B, 2, frames)
     std = std.clamp(min=std_min)
     if filter_track:
-        flat = std.reshape(-1, std.shape[-1])  # (B * 2, frames)
-        flat = _causal_filter(flat, "highpass", 15.0)
-        flat = _causal_filter(flat, "lowpass", 5500.0)
-        std = flat.reshape(std.shape)
+        std = biquad(std, "highpass", 15.0, _FILTER_RATE, clamp=True)
+        std = biquad(std, "lowpass", 5500.0, _FILTER_RATE, clamp=True)
     # The filters' clamp bounds the reference's sigma by 1; keep that bound without them too.
     return std.clamp(min=std_min, max=1.0).to(mel.dtype)
