@@ -178,3 +178,50 @@ def test_clear_errors_for_bad_inputs(tiny):
         PeriodWaveTurbo.from_periodwave(tiny, num_steps=3)
     with pytest.raises(ValueError, match="energy_max"):
         PeriodWave.from_preset("tiny", energy_min=2.0, energy_max=1.0)
+
+
+# ----------------------------------------------------------------------------------------- upsampling
+
+
+def _line_ratio(wav: torch.Tensor, freq: float) -> float:
+    from scipy.signal import welch
+
+    f, p = welch(wav.numpy(), fs=22050, nperseg=2048)
+    i = int(abs(f - freq).argmin())
+    return float(p[max(i - 1, 0) : i + 2].max() / torch.tensor(p[max(i - 40, 0) : i + 40]).median())
+
+
+def test_resize_upsampling_has_no_quarter_rate_line_where_transposed_has_one():
+    silent = torch.full((1, 80, 128), math.log(1e-5))
+    ratios = {}
+    for mode in ("transposed", "resize"):
+        torch.manual_seed(0)
+        model = PeriodWave.from_preset("tiny", upsample_mode=mode).eval()
+        with torch.no_grad():
+            v = model(torch.zeros(1, 1, 128 * 256), torch.zeros(1), silent)[0, 0]  # velocity at x = 0
+        ratios[mode] = _line_ratio(v, 22050 / 4)
+    assert ratios["transposed"] > 100  # the paper's stride-4 transposed convs: a checkerboard at fs/4
+    assert ratios["resize"] < 5
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_resize_conv_maps_a_constant_to_a_constant(dims):
+    from accelerando.vocoders.periodwave.modules import ResizeConv
+
+    torch.manual_seed(0)
+    layer = ResizeConv(3, 2, 4, dims=dims)
+    x = torch.ones(1, 3, 16) if dims == 1 else torch.ones(1, 3, 16, 5)
+    y = layer(x)
+    assert y.shape[2] == 64
+    inner = y[:, :, 8:-8]  # away from the zero padding at the edges
+    torch.testing.assert_close(inner, inner[:, :, :1].expand_as(inner))
+
+
+def test_upsample_mode_round_trip_and_error(tmp_path):
+    model = PeriodWaveTurbo.from_preset("tiny", upsample_mode="resize")
+    model.save_pretrained(tmp_path)
+    loaded = PeriodWaveTurbo.from_pretrained(tmp_path)
+    assert loaded.config.upsample_mode == "resize"
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    with pytest.raises(ValueError, match="upsample_mode must be one of"):
+        PeriodWave.from_preset("tiny", upsample_mode="bilinear")

@@ -73,6 +73,8 @@ class PeriodWave(AccelerandoModel):
         encoder_blocks, encoder_up_blocks, drop_path: ConvNeXt-V2 blocks before / after the x4 upsampling.
         noise_scale, std_min, energy_min, energy_max: the energy prior (see the module docstring).
         sigma_min: OT-CFM's minimum noise.
+        upsample_mode: ``"transposed"`` (the paper's layers) or ``"resize"`` (repeat + conv, no checkerboard
+            lines at multiples of fs/4; see :mod:`.modules`).
     """
 
     @register_to_config
@@ -95,6 +97,7 @@ class PeriodWave(AccelerandoModel):
         std_min: float = 0.1,
         energy_min: float = DEFAULT_ENERGY_MIN,
         energy_max: float = DEFAULT_ENERGY_MAX,
+        upsample_mode: str = "transposed",
     ) -> None:
         super().__init__()
         if hop_length != MEL_UPSAMPLING * stride**3:
@@ -110,10 +113,10 @@ class PeriodWave(AccelerandoModel):
             raise ValueError(f"energy_max ({energy_max}) must be larger than energy_min ({energy_min}).")
         self.periods = tuple(int(p) for p in periods)
         self.mel_encoder = MelEncoder(
-            n_mels + 1, hidden_dim, self.periods, encoder_blocks, encoder_up_blocks, drop_path
+            n_mels + 1, hidden_dim, self.periods, encoder_blocks, encoder_up_blocks, drop_path, upsample_mode
         )
         self.embedding = TimePeriodEmbedding(hidden_dim, len(self.periods))
-        self.unet = PeriodUNet(hidden_dim, kernel_size, stride, mid_dilations)
+        self.unet = PeriodUNet(hidden_dim, kernel_size, stride, mid_dilations, upsample_mode)
         self.final = FinalBlock(hidden_dim // 16, final_dilations)
         self.min_frames = self._min_frames()
 

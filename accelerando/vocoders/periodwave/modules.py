@@ -10,6 +10,12 @@
 - :class:`FinalBlock`: three dilated 1D residual blocks and a k7 conv to one channel.
 
 Convolutions are weight-normalised as in the reference code (its parameter counts include the norms' ``g``).
+
+Upsampling (the U-Net's up path and the mel encoder's x4) is the paper's transposed convolution by default
+(``upsample_mode="transposed"``). A stride-``s`` transposed conv with a ``2s`` kernel makes every output depend
+on its position modulo ``s`` (a checkerboard), which an undertrained model turns into lines at multiples of
+``fs / s`` (fs/4 at period 1). ``upsample_mode="resize"`` repeats each row ``s`` times and then convolves
+(kernel ``2s + 1``), so a constant input gives a constant output at every position (Odena et al., 2016).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 __all__ = [
+    "UPSAMPLE_MODES",
     "ConvNeXtV2Block",
     "FinalBlock",
     "MelEncoder",
@@ -33,8 +40,33 @@ __all__ = [
 ]
 
 
+UPSAMPLE_MODES = ("transposed", "resize")
+
+
 def _pad(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
+
+
+def _check_upsample_mode(mode: str) -> None:
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}; got {mode!r}.")
+
+
+class ResizeConv(nn.Module):
+    """Nearest-neighbour repeat by ``stride`` along dim 2, then a ``2 stride + 1`` conv (1D or ``(k, 1)`` 2D)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dims: int, bias: bool = True) -> None:
+        super().__init__()
+        self.stride = stride
+        k = 2 * stride + 1
+        if dims == 1:
+            conv: nn.Module = nn.Conv1d(c_in, c_out, k, padding=k // 2, bias=bias)
+        else:
+            conv = nn.Conv2d(c_in, c_out, (k, 1), padding=(k // 2, 0), bias=bias)
+        self.conv = weight_norm(conv)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, L[, p]) -> (B, C_out, L * stride[, p])
+        return self.conv(x.repeat_interleave(self.stride, dim=2))
 
 
 def period_reshape(x: Tensor, period: int, multiple: int = 1) -> Tensor:
@@ -97,12 +129,17 @@ class MelEncoder(nn.Module):
         num_blocks: int = 8,
         num_up_blocks: int = 4,
         drop_path: float = 0.0,
+        upsample_mode: str = "transposed",
     ) -> None:
         super().__init__()
+        _check_upsample_mode(upsample_mode)
         self.periods = tuple(periods)
         self.embed = nn.Conv1d(in_channels, hidden, 7, padding=3)
         self.blocks = nn.ModuleList(ConvNeXtV2Block(hidden, 3 * hidden, drop_path) for _ in range(num_blocks))
-        self.up = weight_norm(nn.ConvTranspose1d(hidden, hidden // 2, 8, 4, padding=2))
+        if upsample_mode == "resize":
+            self.up: nn.Module = ResizeConv(hidden, hidden // 2, 4, dims=1)
+        else:
+            self.up = weight_norm(nn.ConvTranspose1d(hidden, hidden // 2, 8, 4, padding=2))
         self.up_blocks = nn.ModuleList(
             ConvNeXtV2Block(hidden // 2, 2 * hidden, drop_path) for _ in range(num_up_blocks)
         )
@@ -192,15 +229,21 @@ class MidBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """SiLU -> transposed conv (2s, 1) stride s -> + skip + time MLP -> ResBlocks (dilations 1, 2)."""
+    """SiLU -> upsampling by s (transposed conv (2s, 1), or resize + conv) -> + skip + time MLP -> ResBlocks."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, emb_dim: int) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, emb_dim: int, upsample_mode: str = "transposed"
+    ) -> None:
         super().__init__()
-        self.conv = weight_norm(
-            nn.ConvTranspose2d(
-                c_in, c_out, (2 * stride, 1), (stride, 1), padding=(stride // 2, 0), bias=False
+        _check_upsample_mode(upsample_mode)
+        if upsample_mode == "resize":
+            self.conv: nn.Module = ResizeConv(c_in, c_out, stride, dims=2, bias=False)
+        else:
+            self.conv = weight_norm(
+                nn.ConvTranspose2d(
+                    c_in, c_out, (2 * stride, 1), (stride, 1), padding=(stride // 2, 0), bias=False
+                )
             )
-        )
         self.emb = nn.Linear(emb_dim, c_out)
         self.res = nn.Sequential(ResBlock2d(c_out, 1), ResBlock2d(c_out, 2))
 
@@ -217,7 +260,12 @@ class PeriodUNet(nn.Module):
     """
 
     def __init__(
-        self, hidden: int, kernel_size: int = 9, stride: int = 4, mid_dilations: Sequence[int] = (1, 2, 4)
+        self,
+        hidden: int,
+        kernel_size: int = 9,
+        stride: int = 4,
+        mid_dilations: Sequence[int] = (1, 2, 4),
+        upsample_mode: str = "transposed",
     ):
         super().__init__()
         c1, c2, c3 = hidden // 16, hidden // 8, hidden // 4
@@ -232,9 +280,9 @@ class PeriodUNet(nn.Module):
         self.mid = MidBlock(c3, hidden, kernel_size, stride, mid_dilations)
         self.ups = nn.ModuleList(
             [
-                UpBlock(hidden, c3, stride, hidden),
-                UpBlock(c3, c2, stride, hidden),
-                UpBlock(c2, c1, stride, hidden),
+                UpBlock(hidden, c3, stride, hidden, upsample_mode),
+                UpBlock(c3, c2, stride, hidden, upsample_mode),
+                UpBlock(c2, c1, stride, hidden, upsample_mode),
             ]
         )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -54,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add PeriodWave-Turbo's flags and the shared training flags (with the Turbo defaults) to ``parser``."""
     add_vocoder_data_arguments(parser, segment_frames=128, energy_max_default="corpus")
     add = parser.add_argument
-    add("--pretrained_model_name_or_path", type=str, required=True, help="A trained PeriodWave folder.")
+    add(
+        "--pretrained_model_name_or_path",
+        type=str,
+        required=True,
+        help="A trained PeriodWave folder (the teacher), or a PeriodWaveTurbo folder to continue from.",
+    )
     add("--num_steps", type=int, default=4, choices=TURBO_STEPS, help="Euler steps of the generator.")
     add("--temperature", type=T.positive_float, default=1.0, help="Prior temperature while fine-tuning.")
     add("--mel_loss_weight", type=float, default=45.0, help="Weight of the multi-scale mel loss.")
@@ -84,13 +90,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def load_generator(path: str, num_steps: int, temperature: float) -> PeriodWaveTurbo:
+    """The generator to fine-tune: a ``PeriodWave`` teacher folder, or a ``PeriodWaveTurbo`` folder to go on from.
+
+    A Turbo folder (for example a bundled checkpoint, when the teacher's run is gone) keeps its weights and
+    takes ``num_steps`` / ``temperature`` from the flags.
+    """
+    config_file = Path(path) / PeriodWave.config_name
+    saved = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
+    source_cls = PeriodWaveTurbo if saved == PeriodWaveTurbo.__name__ else PeriodWave
+    source = source_cls.from_pretrained(path).float()  # a Turbo is a PeriodWave with two more settings
+    return PeriodWaveTurbo.from_periodwave(source, num_steps=num_steps, temperature=temperature)
+
+
 def main(args: argparse.Namespace) -> Path:
     """Fine-tune; returns the folder of the final ``PeriodWaveTurbo`` (``output_dir/model``)."""
     accelerator = T.create_accelerator(args, project_name="periodwave-turbo")
     _, crops, valid_utts = vocoder_datasets(args)
-    teacher = PeriodWave.from_pretrained(args.pretrained_model_name_or_path)
-    model = PeriodWaveTurbo.from_periodwave(teacher, num_steps=args.num_steps, temperature=args.temperature)
-    del teacher
+    model = load_generator(args.pretrained_model_name_or_path, args.num_steps, args.temperature)
     mpd = MultiPeriodDiscriminator(channel_mult=args.mpd_channel_mult)
     cqtd = MultiScaleSubbandCQTDiscriminator(sample_rate=model.config.sample_rate, filters=args.cqtd_filters)
     mel_loss = MultiScaleMelLoss(sample_rate=model.config.sample_rate, pow=1.0, mag_weight=0.0)

@@ -59,6 +59,7 @@ class PeriodWaveTurbo(PeriodWave):
         std_min: float = 0.1,
         energy_min: float = DEFAULT_ENERGY_MIN,
         energy_max: float = DEFAULT_ENERGY_MAX,
+        upsample_mode: str = "transposed",
         num_steps: int = 4,
         temperature: float = 1.0,
     ) -> None:
@@ -66,7 +67,7 @@ class PeriodWaveTurbo(PeriodWave):
         super().__init__(
             n_mels, sample_rate, hop_length, periods, hidden_dim, kernel_size, stride, mid_dilations,
             final_dilations, encoder_blocks, encoder_up_blocks, drop_path, noise_scale, sigma_min, std_min,
-            energy_min, energy_max,
+            energy_min, energy_max, upsample_mode,
         )  # fmt: skip
 
     @classmethod
