@@ -210,11 +210,26 @@ def test_resize_conv_maps_a_constant_to_a_constant(dims):
 
     torch.manual_seed(0)
     layer = ResizeConv(3, 2, 4, dims=dims)
-    x = torch.ones(1, 3, 16) if dims == 1 else torch.ones(1, 3, 16, 5)
-    y = layer(x)
+    y = layer(torch.ones(1, 3, 16))  # (N, C, rows); a 2D layer's (k, 1) kernel runs along the rows
     assert y.shape[2] == 64
     inner = y[:, :, 8:-8]  # away from the zero padding at the edges
     torch.testing.assert_close(inner, inner[:, :, :1].expand_as(inner))
+
+
+def test_column_layout_equals_the_2d_convolution():
+    from accelerando.vocoders.periodwave.modules import conv_rows
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 20, 5)  # (B, C, rows, p)
+    columns = x.permute(0, 3, 1, 2).reshape(10, 3, 20)
+    for conv in (
+        torch.nn.Conv2d(3, 4, (9, 1), (4, 1), padding=(4, 0)),
+        torch.nn.Conv2d(3, 4, (3, 1), dilation=(2, 1), padding=(2, 0)),
+        torch.nn.ConvTranspose2d(3, 4, (8, 1), (4, 1), padding=(2, 0), bias=False),
+    ):
+        ref = conv(x)  # (B, C_out, rows', p)
+        out = conv_rows(conv, columns).reshape(2, 5, 4, -1).permute(0, 2, 3, 1)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_upsample_mode_round_trip_and_error(tmp_path):

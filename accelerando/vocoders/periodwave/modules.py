@@ -47,6 +47,22 @@ def _pad(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
 
+def conv_rows(conv: nn.Module, x: Tensor) -> Tensor:
+    """Apply a ``(k, 1)``-kernel ``Conv2d`` / ``ConvTranspose2d`` to ``(N, C, rows)``: the period columns folded into N.
+
+    A ``(k, 1)`` kernel never mixes the columns of ``(B, C, rows, p)``, so running each column as a 1D signal is
+    the same computation with the same weights; oneDNN's 1D kernels are faster on a CPU, and the bias, stride,
+    padding and dilation are the layer's own.
+    """
+    weight = conv.weight[..., 0]  # (C_out, C_in, k) or, transposed, (C_in, C_out, k)
+    if isinstance(conv, nn.ConvTranspose2d):
+        return F.conv_transpose1d(
+            x, weight, conv.bias, conv.stride[0], conv.padding[0], conv.output_padding[0], conv.groups,
+            conv.dilation[0],
+        )  # fmt: skip
+    return F.conv1d(x, weight, conv.bias, conv.stride[0], conv.padding[0], conv.dilation[0], conv.groups)
+
+
 def _check_upsample_mode(mode: str) -> None:
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}; got {mode!r}.")
@@ -65,8 +81,9 @@ class ResizeConv(nn.Module):
             conv = nn.Conv2d(c_in, c_out, (k, 1), padding=(k // 2, 0), bias=bias)
         self.conv = weight_norm(conv)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, C, L[, p]) -> (B, C_out, L * stride[, p])
-        return self.conv(x.repeat_interleave(self.stride, dim=2))
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, L) -> (B, C_out, L * stride); 2D weights act on rows
+        x = x.repeat_interleave(self.stride, dim=2)
+        return self.conv(x) if isinstance(self.conv, nn.Conv1d) else conv_rows(self.conv, x)
 
 
 def period_reshape(x: Tensor, period: int, multiple: int = 1) -> Tensor:
@@ -166,7 +183,7 @@ class MelEncoder(nn.Module):
 
 
 class ResBlock2d(nn.Module):
-    """SiLU -> conv (k, 1) dilated -> SiLU -> conv (k, 1), residual; on ``(B, C, rows, p)`` along rows."""
+    """SiLU -> conv (k, 1) dilated -> SiLU -> conv (k, 1), residual; along the rows of ``(B p, C, rows)``."""
 
     def __init__(self, channels: int, dilation: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -177,7 +194,7 @@ class ResBlock2d(nn.Module):
         self.conv2 = weight_norm(nn.Conv2d(channels, channels, k, padding=(_pad(kernel_size), 0)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+        return x + conv_rows(self.conv2, F.silu(conv_rows(self.conv1, F.silu(x))))
 
 
 class ResBlock1d(nn.Module):
@@ -206,9 +223,9 @@ class DownBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, c_out)
         self.res = nn.Sequential(ResBlock2d(c_out, 1), ResBlock2d(c_out, 2))
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:  # emb (B, emb_dim)
-        x = self.conv(F.silu(x) if self.act else x)
-        return self.res(x + self.emb(F.silu(emb))[:, :, None, None])
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:  # x (B p, C, rows), emb (B p, emb_dim)
+        x = conv_rows(self.conv, F.silu(x) if self.act else x)
+        return self.res(x + self.emb(F.silu(emb))[:, :, None])
 
 
 class MidBlock(nn.Module):
@@ -223,8 +240,8 @@ class MidBlock(nn.Module):
         )
         self.res = nn.Sequential(*(ResBlock2d(c_out, d) for d in dilations))
 
-    def forward(self, x: Tensor, mel_cond: Tensor) -> Tensor:
-        x = self.conv(F.silu(x))  # (B, C, rows, p)
+    def forward(self, x: Tensor, mel_cond: Tensor) -> Tensor:  # mel_cond (B p, C, rows_p)
+        x = conv_rows(self.conv, F.silu(x))  # (B p, C, rows)
         return self.res(x + mel_cond[:, :, : x.shape[2]])
 
 
@@ -248,8 +265,9 @@ class UpBlock(nn.Module):
         self.res = nn.Sequential(ResBlock2d(c_out, 1), ResBlock2d(c_out, 2))
 
     def forward(self, x: Tensor, skip: Tensor, emb: Tensor) -> Tensor:
-        x = self.conv(F.silu(x))
-        return self.res(x + skip + self.emb(F.silu(emb))[:, :, None, None])
+        x = F.silu(x)
+        x = self.conv(x) if isinstance(self.conv, ResizeConv) else conv_rows(self.conv, x)
+        return self.res(x + skip + self.emb(F.silu(emb))[:, :, None])
 
 
 class PeriodUNet(nn.Module):
@@ -288,14 +306,18 @@ class PeriodUNet(nn.Module):
 
     def forward(self, x: Tensor, period: int, emb: Tensor, mel_cond: Tensor) -> Tensor:
         length = x.shape[-1]
-        h = period_reshape(x, period, self.multiple)  # (B, 1, T' / p, p)
+        b, _, rows, p = (h := period_reshape(x, period, self.multiple)).shape  # (B, 1, T' / p, p)
+        h = h.permute(0, 3, 1, 2).reshape(b * p, 1, rows)  # each period column is a 1D signal
+        emb = emb.repeat_interleave(p, dim=0)  # (B p, hidden)
+        mel_cond = mel_cond[..., 0].repeat_interleave(p, dim=0)  # (B p, hidden, rows_p)
         skips = []
         for down in self.downs:
             h = down(h, emb)
             skips.append(h)
-        h = self.mid(h, mel_cond)  # (B, hidden, T' / (p stride^3), p)
+        h = self.mid(h, mel_cond)  # (B p, hidden, T' / (p stride^3))
         for up in self.ups:
             h = up(h, skips.pop(), emb)
+        h = h.reshape(b, p, h.shape[1], rows).permute(0, 2, 3, 1)  # (B, hidden / 16, T' / p, p)
         return period_unreshape(h, length)  # (B, hidden / 16, T)
 
 
