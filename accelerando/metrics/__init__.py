@@ -8,6 +8,8 @@
 - timing: :func:`measure_rtf`, :class:`LatencyTimer`, :func:`compare_speed`, :class:`TimingResult`
 - distributions: :func:`sliced_wasserstein2`, :func:`mmd2`
 - frechet: :func:`frechet_distance` (our own Fréchet distance in the note classifier's embedding; not FAD)
+- intelligibility: :func:`transcribe` (offline PocketSphinx en-us), :func:`word_error_rate` (jiwer);
+  pocketsphinx and jiwer are imported on first call
 - :func:`evaluate_vocoder`: the suite every vocoder benchmark reports.
 """
 
@@ -23,6 +25,7 @@ from accelerando.metrics.distributions import (
     sliced_wasserstein2,
 )
 from accelerando.metrics.frechet import frechet_distance, gaussian_stats
+from accelerando.metrics.intelligibility import normalize_words, transcribe, word_error_rate
 from accelerando.metrics.perceptual import pesq_wb, stoi
 from accelerando.metrics.pitch import periodicity_rmse, pitch_metrics, pitch_rmse_cents, pitch_track, vuv_f1
 from accelerando.metrics.signal import ArrayLike, align_lengths, as_numpy_1d, resample_mono, si_snr, snr
@@ -102,6 +105,7 @@ __all__ = [
     "mel_l1",
     "mmd2",
     "mstft_distance",
+    "normalize_words",
     "periodicity_rmse",
     "pesq_wb",
     "pitch_metrics",
@@ -113,5 +117,7 @@ __all__ = [
     "sliced_wasserstein2",
     "snr",
     "stoi",
+    "transcribe",
     "vuv_f1",
+    "word_error_rate",
 ]
