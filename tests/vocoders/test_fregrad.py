@@ -297,3 +297,52 @@ def test_default_prior_of_a_crop_equals_the_prior_of_the_whole_utterance():
     filtered = compute_band_std(mel, filter_track=True)
     assert filtered[..., 200:].mean() < 0.5 * filtered[..., :30].mean()
     assert not FreGrad.from_preset("small").config.filter_prior
+
+
+def test_calibrated_prior_follows_each_sub_band_level():
+    from accelerando.audio import mel_spectrogram
+    from accelerando.vocoders.fregrad.prior import (
+        compute_calibrated_band_std,
+        fit_band_scales,
+        prior_split_bin,
+    )
+
+    split = prior_split_bin(80, 22050, 0.0, 8000.0)
+    assert 60 < split < 80  # the bin at 5512 Hz on the 0-8 kHz slaney scale
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(22050) / 22050
+    pairs = []
+    for level in (0.05, 0.2, 0.5):  # a low tone plus a quieter 7 kHz tone, at three levels
+        wav = level * (torch.sin(2 * math.pi * 300 * t) + 0.2 * torch.sin(2 * math.pi * 7000 * t))
+        wav = wav + 1e-4 * torch.randn(wav.shape, generator=g)
+        pairs.append((wav, mel_spectrogram(wav)))
+    scales = fit_band_scales(pairs, split)
+    wav, mel = pairs[1]
+    std = compute_calibrated_band_std(mel, scales, split)[0, :, 10:-10]  # (2, frames) away from the edges
+    rms = dwt_haar(wav[None, None, : mel.shape[-1] * 256])[0].reshape(2, -1, 128).pow(2).mean(-1).sqrt()
+    torch.testing.assert_close(std, rms[:, 10:-10].float(), rtol=0.15, atol=0.0)  # sigma tracks the level
+    silent = torch.full((1, 80, 20), math.log(1e-5))
+    assert compute_calibrated_band_std(silent, scales, split, std_min=0.005).max() == pytest.approx(0.005)
+    # Linear in the amplitude: twice the level, twice sigma.
+    loud = compute_calibrated_band_std(mel + math.log(2.0), scales, split)[0, :, 10:-10]
+    torch.testing.assert_close(loud, 2 * std, rtol=1e-4, atol=1e-6)
+
+
+def test_calibrated_prior_config_round_trip_and_errors(tmp_path):
+    model = FreGrad.from_preset(
+        "small",
+        residual_layers=2,
+        prior="calibrated",
+        prior_scales=[0.1, 1.4],
+        prior_split_bin=71,
+        std_min=0.005,
+    )
+    model.save_pretrained(tmp_path)
+    loaded = FreGrad.from_pretrained(tmp_path)
+    mel = _mel(1, 8)
+    torch.testing.assert_close(loaded.band_std(mel), model.band_std(mel))
+    assert loaded.band_std(torch.full((1, 80, 4), math.log(1e-5))).max() == pytest.approx(0.005)
+    with pytest.raises(ValueError, match="prior must be one of"):
+        FreGrad.from_preset("small", prior="flat")
+    with pytest.raises(ValueError, match="needs prior_scales"):
+        FreGrad.from_preset("small", prior="calibrated")

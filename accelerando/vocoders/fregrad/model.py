@@ -40,7 +40,13 @@ from accelerando.audio import MultiResolutionSTFTLoss, dwt_haar, idwt_haar
 from accelerando.audio.filters import biquad
 from accelerando.modeling import AccelerandoModel
 
-from .prior import DEFAULT_ENERGY_MAX, DEFAULT_ENERGY_MIN, compute_band_std
+from .prior import (
+    DEFAULT_ENERGY_MAX,
+    DEFAULT_ENERGY_MIN,
+    PRIORS,
+    compute_band_std,
+    compute_calibrated_band_std,
+)
 from .schedule import FAST_SCHEDULE_STEPS, default_training_betas, fast_betas, get_schedule
 
 __all__ = ["PRESETS", "FreGrad", "remove_cutoff_alias"]
@@ -139,9 +145,14 @@ class ResidualBlock(nn.Module):
         self.conditioner_projection = _conv1d(n_mels, 2 * channels, 1)
         self.output_projection = _conv1d(channels, 2 * channels, 1)
 
-    def forward(self, x: Tensor, cond: Tensor, step_emb: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, cond: Tensor, step_emb: Tensor, cond_projected: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``cond_projected`` is ``conditioner_projection(cond)`` when the caller computed it already."""
         y = x + self.diffusion_projection(step_emb).unsqueeze(-1)  # (B, C, L)
-        y = self.dilated_conv(y) + self.conditioner_projection(cond)  # (B, 2C, L)
+        if cond_projected is None:
+            cond_projected = self.conditioner_projection(cond)
+        y = self.dilated_conv(y) + cond_projected  # (B, 2C, L)
         gate, filt = y.chunk(2, dim=1)
         y = self.output_projection(torch.sigmoid(gate) * torch.tanh(filt))  # (B, 2C, L)
         residual, skip = y.chunk(2, dim=1)
@@ -187,6 +198,9 @@ class FreGrad(AccelerandoModel):
         remove_cutoff_alias: after sampling, high-pass (5 Hz) and low-pass (5.5 kHz) each sub-band at the
             sub-band rate, as the reference's ``remove_cutoff_alias``: the band-split convolutions put
             lines at each sub-band's DC and Nyquist, which the inverse DWT maps to fs/2 and fs/4.
+        prior: ``"energy"`` (the paper's tracks from mel halves) or ``"calibrated"`` (each band's level from
+            the mel bins inside it, scaled by ``prior_scales`` fitted on the training set; see :mod:`.prior`).
+        prior_scales, prior_split_bin: the calibrated prior's factors ``[low, high]`` and first high-band bin.
     """
 
     @register_to_config
@@ -208,6 +222,9 @@ class FreGrad(AccelerandoModel):
         std_min: float = 0.1,
         filter_prior: bool = False,
         remove_cutoff_alias: bool = True,
+        prior: str = "energy",
+        prior_scales: Sequence[float] | None = None,
+        prior_split_bin: int | None = None,
     ) -> None:
         super().__init__()
         if math.prod(upsample_factors) * 2 != hop_length:
@@ -216,6 +233,16 @@ class FreGrad(AccelerandoModel):
             )
         if n_mels % 2:
             raise ValueError(f"n_mels must be even (low and high halves for the prior); got {n_mels}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}; got {prior!r}")
+        if prior == "calibrated" and (
+            prior_scales is None or len(prior_scales) != 2 or prior_split_bin is None
+            or not 0 < prior_split_bin < n_mels
+        ):  # fmt: skip
+            raise ValueError(
+                "prior='calibrated' needs prior_scales=[low, high] (fregrad.prior.fit_band_scales) and "
+                f"prior_split_bin in (0, n_mels); got {prior_scales!r}, {prior_split_bin!r}"
+            )
         betas = list(noise_schedule) if noise_schedule is not None else default_training_betas()
         infer = (
             list(inference_noise_schedule) if inference_noise_schedule is not None else fast_betas(6, betas)
@@ -265,9 +292,15 @@ class FreGrad(AccelerandoModel):
         x = F.relu(self.input_projection(noisy_subbands))  # (B, C, L)
         step_emb = self.diffusion_embedding(diffusion_step)  # (B, hidden)
         cond = self.mel_upsampler(mel)  # (B, n_mels, L)
+        # Every block's 1x1 conditioner projection in one conv (the same weights, concatenated): one large
+        # matmul over the upsampled mel instead of one small one per block.
+        projections = [block.conditioner_projection for block in self.blocks]
+        weight = torch.cat([p.weight for p in projections])  # (layers * 2C, n_mels, 1)
+        bias = torch.cat([p.bias for p in projections])
+        conds = F.conv1d(cond, weight, bias).chunk(len(self.blocks), dim=1)  # layers x (B, 2C, L)
         skip = torch.zeros_like(x)
-        for block in self.blocks:
-            x, skip_connection = block(x, cond, step_emb)
+        for block, cond_projected in zip(self.blocks, conds):
+            x, skip_connection = block(x, cond, step_emb, cond_projected)
             skip = skip + skip_connection
         x = skip / math.sqrt(len(self.blocks))  # (B, C, L)
         x = F.relu(self.skip_projection(x))
@@ -278,9 +311,12 @@ class FreGrad(AccelerandoModel):
     def band_std(self, mel: Tensor) -> Tensor:
         """Frequency-wise prior at the sub-band rate: ``(B, n_mels, frames) -> (B, 2, frames * hop / 2)``."""
         cfg = self.config
-        std = compute_band_std(
-            mel, cfg.energy_min, cfg.energy_max, cfg.std_min, cfg.filter_prior
-        )  # (B, 2, frames)
+        if cfg.prior == "calibrated":
+            std = compute_calibrated_band_std(mel, cfg.prior_scales, cfg.prior_split_bin, cfg.std_min)
+        else:
+            std = compute_band_std(
+                mel, cfg.energy_min, cfg.energy_max, cfg.std_min, cfg.filter_prior
+            )  # (B, 2, frames)
         return std.repeat_interleave(cfg.hop_length // 2, dim=-1)
 
     def _check_mel(self, mel: Tensor, what: str = "mel") -> Tensor:

@@ -21,15 +21,19 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from accelerando import training as T
+from accelerando.fileio import atomic_write_text
 from accelerando.vocoders.energy import DEFAULT_ENERGY_MAX
 from accelerando.vocoders.fregrad.model import PRESETS, FreGrad
+from accelerando.vocoders.fregrad.prior import PRIORS, fit_band_scales, prior_split_bin
 from accelerando.vocoders.training_utils import (
     ENERGY_STATS_FILE,
     add_vocoder_data_arguments,
@@ -39,7 +43,16 @@ from accelerando.vocoders.training_utils import (
     vocoder_datasets,
 )
 
-__all__ = ["ENERGY_STATS_FILE", "add_arguments", "main", "parse_args"]
+__all__ = [
+    "ENERGY_STATS_FILE",
+    "PRIOR_STATS_FILE",
+    "add_arguments",
+    "calibrated_prior_stats",
+    "main",
+    "parse_args",
+]
+
+PRIOR_STATS_FILE = "prior_stats.json"
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--preset", type=str, default="paper", choices=sorted(PRESETS), help="Model size.")
     add("--stft_loss_weight", type=float, default=0.1, help="Weight of the MR-STFT term.")
+    add(
+        "--prior",
+        type=str,
+        default="energy",
+        choices=PRIORS,
+        help="The frequency-wise prior: the paper's mel-half energies, or calibrated to each sub-band's level.",
+    )
+    add(
+        "--std_min",
+        type=T.positive_float,
+        default=None,
+        help="Floor of the prior's sigma (default: 0.1 for --prior energy, 0.005 for calibrated).",
+    )
     add("--validation_num_steps", type=T.positive_int, default=6, help="Sampling steps at validation.")
     return T.add_training_args(
         parser,
@@ -71,12 +97,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return check_energy_max(parser, add_arguments(parser).parse_args(argv))
 
 
+def calibrated_prior_stats(args: argparse.Namespace, train_utts: Any, accelerator: Any) -> dict[str, Any]:
+    """``prior_split_bin`` and ``prior_scales`` of the calibrated prior: read from ``output_dir`` or fitted once."""
+    from accelerando.audio import MelConfig, mel_spectrogram
+
+    path = Path(args.output_dir) / PRIOR_STATS_FILE
+    if accelerator.is_main_process and not path.is_file():
+        cfg = MelConfig()
+        split = prior_split_bin(cfg.n_mels, cfg.sample_rate, cfg.f_min, cfg.f_max)
+        wavs = [train_utts.load_audio(i) for i in range(min(len(train_utts), args.energy_stats_items))]
+        scales = fit_band_scales([(w, mel_spectrogram(w, cfg)) for w in wavs], split, cfg.hop_length)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            path, json.dumps({"prior_split_bin": split, "prior_scales": scales, "items": len(wavs)})
+        )
+        logger.info("Calibrated prior over %d utterances: split bin %d, scales %s", len(wavs), split, scales)
+    accelerator.wait_for_everyone()
+    saved = json.loads(path.read_text())
+    return {"prior_split_bin": saved["prior_split_bin"], "prior_scales": saved["prior_scales"]}
+
+
 def main(args: argparse.Namespace) -> Path:
     """Train; returns the folder of the final model (``output_dir/model``)."""
     accelerator = T.create_accelerator(args, project_name="fregrad")
     train_utts, crops, valid_utts = vocoder_datasets(args)
     stats = energy_stats(args, train_utts, accelerator)
-    model = FreGrad.from_preset(args.preset, energy_min=stats["energy_min"], energy_max=stats["energy_max"])
+    prior = {"prior": args.prior, "std_min": args.std_min or (0.1 if args.prior == "energy" else 0.005)}
+    if args.prior == "calibrated":
+        prior.update(calibrated_prior_stats(args, train_utts, accelerator))
+    model = FreGrad.from_preset(
+        args.preset, energy_min=stats["energy_min"], energy_max=stats["energy_max"], **prior
+    )
     logger.info("FreGrad %s: %d parameters", args.preset, model.num_parameters())
     ema = T.create_ema(model, args, accelerator)
     T.register_checkpoint_hooks(accelerator, model, ema)
