@@ -26,6 +26,7 @@ def collect_info() -> dict[str, Any]:
 
     from accelerando import __version__
     from accelerando.pretrained import list_pretrained
+    from accelerando.pretrained.defaults import default_vocoder
 
     if torch.cuda.is_available():
         device = f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} device(s))"
@@ -43,6 +44,7 @@ def collect_info() -> dict[str, Any]:
         "device": device,
         "versions": {name: _version(name) for name in _PACKAGES},
         "pretrained": list_pretrained(),
+        "default_vocoder": {"name": (choice := default_vocoder()).name, "reason": choice.reason},
     }
 
 
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for name, version in info["versions"].items():
         print(f"  {name:<12} {version}")
     print("bundled checkpoints: " + (", ".join(info["pretrained"]) or "none yet"))
+    print(f"default speech vocoder: {info['default_vocoder']['reason']}")
     return 0
 
 

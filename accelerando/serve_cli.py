@@ -22,7 +22,8 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vocoder",
         default=None,
-        help="'griffin-lim', a vocoder folder or a bundled name (default: the bundled periodwave-turbo-*, else fregrad-*, else periodwave-*)",
+        help="'griffin-lim', a vocoder folder or a bundled name (default: chosen by the recorded held-out "
+        "measurements: the best bundled vocoder that beats Griffin-Lim, else Griffin-Lim; `accelerando info` says which)",
     )
     parser.add_argument(
         "--vocoder-steps", type=int, default=None, help="diffusion vocoder steps (default: its own)"

@@ -54,7 +54,8 @@ def _speak_tab(cache: ModelCache) -> None:
     import gradio as gr
 
     from accelerando.demos.speak import speak_tab, voices
-    from accelerando.demos.vocoding import available_variants
+    from accelerando.demos.vocoding import available_variants, default_variant
+    from accelerando.pretrained.defaults import default_voice
 
     if not cache.has("fastpitch"):
         _missing("fastpitch")
@@ -63,13 +64,14 @@ def _speak_tab(cache: ModelCache) -> None:
     if names is None:
         return
     vocoder_names = [v.name for v in available_variants(cache) if v.num_steps != 50]
-    default_vocoder = next((n for n in vocoder_names if n != "Griffin-Lim"), vocoder_names[0])
+    default, why = default_variant(cache)  # chosen by the recorded held-out measurements
     with gr.Row():
         with gr.Column():
             text = gr.Textbox(label="Text", lines=3, max_lines=8, placeholder="Type something to say…")
-            voice = gr.Dropdown(names, value=names[0], label="Voice")
+            voice = gr.Dropdown(names, value=default_voice(names), label="Voice")
             speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed")
-            vocoder = gr.Dropdown(vocoder_names, value=default_vocoder, label="Vocoder")
+            vocoder = gr.Dropdown(vocoder_names, value=default.name, label="Vocoder")
+            gr.Markdown(f"Default vocoder — {why}", elem_id="speak-default-why")
             button = gr.Button("Speak", variant="primary", elem_id="speak-button")
         with gr.Column():
             audio = gr.Audio(label="Speech", streaming=True, autoplay=True, elem_id="speak-audio")

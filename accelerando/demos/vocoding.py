@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,24 @@ _CLASSES = {"fregrad": "FreGrad", "periodwave": "PeriodWave", "periodwave_turbo"
 def available_variants(cache: ModelCache) -> list[VocoderVariant]:
     """The variants whose checkpoint exists (Griffin-Lim always)."""
     return [v for v in VARIANTS if v.role is None or cache.has(v.role)]
+
+
+def default_variant(cache: ModelCache) -> tuple[VocoderVariant, str]:
+    """The variant the Speak tab starts on and why: the measured default of the speech engine.
+
+    :func:`accelerando.pretrained.defaults.default_vocoder` names a bundled folder or Griffin-Lim; the variant is
+    that checkpoint at its own default steps (FreGrad: 6), else Griffin-Lim.
+    """
+    from accelerando.pretrained.defaults import default_vocoder
+
+    choice = default_vocoder()
+    choices = available_variants(cache)
+    for variant in choices:
+        folder = cache.checkpoints.get(variant.role) if variant.role else None
+        if folder is not None and Path(folder).name == choice.name and variant.num_steps in (None, 6):
+            return variant, choice.reason
+    griffin_lim = next(v for v in choices if v.role is None)
+    return griffin_lim, choice.reason
 
 
 def variant_by_name(name: str, cache: ModelCache) -> VocoderVariant:

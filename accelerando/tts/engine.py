@@ -277,7 +277,8 @@ class StreamingSynthesizer:
         """Load an Incremental FastPitch folder (default: the bundled ``fastpitch-*``) and a vocoder.
 
         ``vocoder`` is a vocoder object, ``"griffin-lim"``, a checkpoint folder or a bundled name;
-        None takes a bundled one (:func:`load_vocoder`: Turbo, then FreGrad, then PeriodWave). Missing bundled
+        None takes the default chosen by measurement (:func:`load_vocoder`; Griffin-Lim unless a bundled
+        vocoder beats it on the recorded held-out evaluation). Missing bundled
         checkpoints raise ``FileNotFoundError`` naming what is missing and how to pass your own.
         """
         from accelerando.pretrained import list_pretrained, pretrained_path
@@ -308,10 +309,18 @@ class StreamingSynthesizer:
         with self._lock:
             return EngineStats(**asdict(self._stats))
 
+    @property
+    def default_voice(self) -> str:
+        """The voice used when none is asked for: the one with the best recorded intelligibility (WER) among
+        :attr:`voices` (:func:`accelerando.pretrained.defaults.default_voice`), else the first."""
+        from accelerando.pretrained.defaults import default_voice
+
+        return default_voice(self.voices) or self.voices[0]
+
     def speaker_index(self, voice: str | int | None) -> int:
-        """Speaker id for a voice name or id (None: the first voice); ``ValueError`` if unknown."""
+        """Speaker id for a voice name or id (None: :attr:`default_voice`); ``ValueError`` if unknown."""
         if voice is None:
-            return 0
+            voice = self.default_voice
         if isinstance(voice, str) and voice not in self.voices:
             raise ValueError(f"Unknown voice {voice!r}; available voices: {', '.join(self.voices)}.")
         if isinstance(voice, str):
@@ -455,31 +464,20 @@ class StreamingSynthesizer:
 def load_vocoder(vocoder: Any = None) -> Any:
     """A vocoder object from an object, ``"griffin-lim"``, a checkpoint folder or a bundled name.
 
-    None takes a bundled checkpoint, preferring ``periodwave-turbo-*`` (few steps, the best measured
-    quality), then ``fregrad-*``, then ``periodwave-*`` (16 midpoint steps: slow), and raises
-    ``FileNotFoundError`` naming the missing checkpoint when there is none.
+    None takes the default chosen by measurement (:func:`accelerando.pretrained.defaults.default_vocoder`):
+    the best bundled vocoder that beats Griffin-Lim on the recorded held-out evaluation, else Griffin-Lim.
     """
     from accelerando import vocoders
     from accelerando.pretrained import PRETRAINED_DIR, list_pretrained
+    from accelerando.pretrained.defaults import GRIFFIN_LIM, default_vocoder
 
     if vocoder is not None and not isinstance(vocoder, (str, Path)):
         return vocoder
-    if isinstance(vocoder, str) and vocoder.lower().replace("_", "-") in ("griffin-lim", "griffinlim", "gl"):
+    if vocoder is None:
+        vocoder = default_vocoder().name
+    if isinstance(vocoder, str) and vocoder.lower().replace("_", "-") in (GRIFFIN_LIM, "griffinlim", "gl"):
         return vocoders.GriffinLim()
     bundled = list_pretrained()
-    if vocoder is None:
-        preference = ("periodwave-turbo", "fregrad", "periodwave")
-        names = sorted(
-            (n for n in bundled if n.startswith(preference)),
-            key=lambda n: next(i for i, prefix in enumerate(preference) if n.startswith(prefix)),
-        )
-        if not names:
-            raise FileNotFoundError(
-                "No bundled vocoder checkpoint (accelerando/pretrained/fregrad-* or periodwave-*) is "
-                f"installed (bundled: {', '.join(bundled) or 'none yet'}); pass vocoder='griffin-lim' "
-                "or a vocoder folder saved with save_pretrained (or --vocoder)."
-            )
-        vocoder = names[0]
     folder = Path(vocoder)
     if not folder.is_dir() and (PRETRAINED_DIR / str(vocoder)).is_dir():
         folder = PRETRAINED_DIR / str(vocoder)

@@ -368,7 +368,7 @@ def create_app(
     @app.get("/v1/audio/voices", summary="Voices this server speaks")
     async def voices(request: Request) -> dict[str, Any]:
         check_auth(request.headers.get("authorization"))
-        return {"voices": engine.voices, "default": engine.voices[0]}
+        return {"voices": engine.voices, "default": engine.default_voice}
 
     @app.get("/health", summary="Liveness and capacity")
     async def health() -> dict[str, Any]:

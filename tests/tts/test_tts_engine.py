@@ -180,32 +180,43 @@ def test_from_pretrained(tmp_path, monkeypatch) -> None:
     with pytest.raises(FileNotFoundError, match="fastpitch-"):
         StreamingSynthesizer.from_pretrained()
     tiny_fastpitch().save_pretrained(tmp_path / "fastpitch-tiny")
-    with pytest.raises(FileNotFoundError, match="fregrad-"):
-        StreamingSynthesizer.from_pretrained()
-    engine = StreamingSynthesizer.from_pretrained(tmp_path / "fastpitch-tiny", vocoder="griffin-lim")
+    engine = StreamingSynthesizer.from_pretrained()  # no measured vocoder: Griffin-Lim
     assert isinstance(engine.vocoder, GriffinLim) and engine.voices == ["ana", "bob"]
+    assert engine.default_voice == "ana"  # no recorded voice WERs: the first voice
     FreGrad(residual_layers=2, residual_channels=8, diffusion_hidden_dim=32).save_pretrained(
         tmp_path / "fregrad-tiny"
     )
-    engine = StreamingSynthesizer.from_pretrained()  # both bundled defaults now exist
+    engine = StreamingSynthesizer.from_pretrained(vocoder="fregrad-tiny")
     assert isinstance(engine.vocoder, FreGrad)
+    from accelerando.pretrained.defaults import record_evaluation
+
+    gl = {"wer_copy": 0.1, "wer_tts": 0.2, "mstft": 1.5, "pesq_wb": 2.5, "vuv_f1": 0.9}
+    record_evaluation({"vocoders": {"griffin-lim": gl}, "voices": {"ana": 0.5, "bob": 0.3}})
+    engine = StreamingSynthesizer.from_pretrained()
+    assert engine.default_voice == "bob" and engine.speaker_index(None) == 1  # the best-measured voice
     with pytest.raises(FileNotFoundError, match="griffin-lim"):
         StreamingSynthesizer.from_pretrained(tmp_path / "fastpitch-tiny", vocoder=tmp_path / "nothing")
 
 
-def test_default_vocoder_prefers_turbo_then_fregrad_then_periodwave(tmp_path, monkeypatch) -> None:
+def test_default_vocoder_is_chosen_by_the_recorded_measurements(tmp_path, monkeypatch) -> None:
     import accelerando.pretrained as pretrained
+    from accelerando.pretrained.defaults import record_evaluation
     from accelerando.tts.engine import load_vocoder
-    from accelerando.vocoders import PeriodWave, PeriodWaveTurbo
+    from accelerando.vocoders import GriffinLim, PeriodWave, PeriodWaveTurbo
 
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
-    with pytest.raises(FileNotFoundError, match="No bundled vocoder checkpoint"):
-        load_vocoder(None)
+    assert isinstance(load_vocoder(None), GriffinLim)  # nothing measured: the floor
     teacher = PeriodWave.from_preset("tiny")
-    teacher.save_pretrained(tmp_path / "periodwave-s-x")
-    assert type(load_vocoder(None)) is PeriodWave
-    FreGrad.from_preset("small", residual_layers=2).save_pretrained(tmp_path / "fregrad-x")
-    assert type(load_vocoder(None)) is FreGrad
     PeriodWaveTurbo.from_periodwave(teacher).save_pretrained(tmp_path / "periodwave-turbo-s-x")
-    assert type(load_vocoder(None)) is PeriodWaveTurbo
-    assert type(load_vocoder("fregrad-x")) is FreGrad  # a bundled name still picks that one
+    FreGrad.from_preset("small", residual_layers=2).save_pretrained(tmp_path / "fregrad-x")
+    floor = {"wer_copy": 0.08, "wer_tts": 0.23, "mstft": 1.7, "pesq_wb": 2.6, "vuv_f1": 0.98}
+    worse = {"wer_copy": 0.89, "wer_tts": 0.9, "mstft": 1.9, "pesq_wb": 1.0, "vuv_f1": 0.01}
+    better = {"wer_copy": 0.07, "wer_tts": 0.22, "mstft": 1.2, "pesq_wb": 3.1, "vuv_f1": 0.95}
+    rows = {"griffin-lim": floor, "periodwave-turbo-s-x": worse, "fregrad-x": worse}
+    record_evaluation({"vocoders": rows})
+    assert isinstance(load_vocoder(None), GriffinLim)  # measured worse than the floor: never the default
+    record_evaluation({"vocoders": {**rows, "fregrad-x": better}})
+    assert type(load_vocoder(None)) is FreGrad
+    assert (
+        type(load_vocoder("periodwave-turbo-s-x")) is PeriodWaveTurbo
+    )  # a bundled name still picks that one
