@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "accelerando.data.cli",
     "accelerando.bench",
     "accelerando.train_cli",
+    "accelerando.recipes",
     "accelerando.edit_cli",
     "accelerando.synth_cli",
     "accelerando.serve_cli",

@@ -1,0 +1,264 @@
+"""``accelerando recipe NAME``: rebuild or resume a bundled checkpoint with one command; ``--export`` ships it.
+
+A recipe is the corpus build plus the training stages that made a bundled checkpoint, with the exact flags its
+model card names. Running it again resumes every stage from its latest checkpoint (``--resume_from_checkpoint
+latest``): a stage whose run already reached its step budget is skipped, so the command is safe to repeat at
+the start of every session. ``--max_train_steps N`` raises the budget of the last stage (train longer).
+``--paper`` swaps the CPU-sized settings for the paper's (for a GPU). ``--from-bundled`` starts the last
+stage from the bundled checkpoint itself when the earlier stages' runs are gone (e.g. a new machine).
+``--export`` copies the last stage's newest checkpoint into ``accelerando/pretrained/NAME`` (float16 weights
+where the recipe says so, to keep the package small), keeping the folder's model card.
+
+Example::
+
+    accelerando recipe --list
+    accelerando recipe periodwave-turbo-s-speech --from-bundled --max_train_steps 3000   # resume / go on
+    accelerando recipe periodwave-turbo-s-speech --export
+    accelerando recipe fregrad-speech --dry-run            # print the commands only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RECIPES", "Recipe", "Stage", "export", "run_recipe"]
+
+CORPUS = ["speech", "--out", "corpora/speech", "--hours", "1", "--jobs", "2"]
+CPU_DATA = ["--data_dir", "corpora/speech", "--mixed_precision", "bf16", "--checkpoints_total_limit", "3"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training run: ``accelerando train TRAINER FLAGS --output_dir RUN`` (``paper`` flags replace ``cpu``)."""
+
+    trainer: str
+    run: str
+    steps: int
+    cpu: list[str]
+    paper: list[str] = field(default_factory=list)
+    init_flag: str | None = None  # the flag that takes the previous stage's model (or the bundled one)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a bundled checkpoint is made: the corpus, the stages, and how it is stored."""
+
+    name: str
+    stages: list[Stage]
+    corpus: list[str] = field(default_factory=lambda: list(CORPUS))
+    float16: bool = False
+
+
+RECIPES: dict[str, Recipe] = {
+    "fregrad-speech": Recipe(
+        "fregrad-speech",
+        [
+            Stage(
+                "fregrad",
+                "runs/fregrad-speech",
+                20_000,
+                [
+                    "--preset",
+                    "small",
+                    "--use_ema",
+                    "--train_batch_size",
+                    "16",
+                    "--checkpointing_steps",
+                    "500",
+                    *CPU_DATA,
+                ],
+                [
+                    "--preset",
+                    "paper",
+                    "--use_ema",
+                    "--data_dir",
+                    "corpora/speech",
+                    "--checkpointing_steps",
+                    "5000",
+                ],
+            )
+        ],
+    ),  # fmt: skip
+    "periodwave-turbo-s-speech": Recipe(
+        "periodwave-turbo-s-speech",
+        [
+            Stage(
+                "periodwave",
+                "runs/periodwave-s",
+                20_000,
+                [
+                    "--preset",
+                    "S",
+                    "--use_ema",
+                    "--segment_frames",
+                    "32",
+                    "--train_batch_size",
+                    "16",
+                    "--learning_rate",
+                    "4e-4",
+                    "--checkpointing_steps",
+                    "500",
+                    *CPU_DATA,
+                ],
+                ["--preset", "S", "--use_ema", "--data_dir", "corpora/speech"],
+            ),
+            Stage(
+                "periodwave-turbo",
+                "runs/periodwave-turbo-s",
+                10_000,
+                [
+                    "--num_steps",
+                    "4",
+                    "--segment_frames",
+                    "32",
+                    "--train_batch_size",
+                    "8",
+                    "--learning_rate",
+                    "1e-4",
+                    "--mpd_channel_mult",
+                    "0.25",
+                    "--cqtd_filters",
+                    "32",
+                    "--checkpointing_steps",
+                    "100",
+                    *CPU_DATA,
+                ],
+                ["--num_steps", "4", "--data_dir", "corpora/speech"],
+                init_flag="--pretrained_model_name_or_path",
+            ),
+        ],
+        float16=True,
+    ),  # fmt: skip
+}
+
+
+def _latest(run: str | Path) -> tuple[int, Path | None]:
+    from accelerando.training import list_checkpoints
+
+    found = list_checkpoints(run) if Path(run).is_dir() else []
+    return found[-1] if found else (0, None)
+
+
+def stage_commands(
+    recipe: Recipe, paper: bool, max_train_steps: int | None, from_bundled: bool
+) -> list[list[str]]:
+    """The ``accelerando`` argument lists the recipe runs, in order (corpus first)."""
+    from accelerando.pretrained import PRETRAINED_DIR
+
+    commands = [["corpus", *recipe.corpus]]
+    previous: str | None = None
+    for i, stage in enumerate(recipe.stages):
+        last = i == len(recipe.stages) - 1
+        if from_bundled and not last:
+            continue  # the last stage starts from the bundled checkpoint instead
+        init = str(PRETRAINED_DIR / recipe.name) if from_bundled else previous
+        previous = f"{stage.run}/model"
+        steps = max_train_steps if (last and max_train_steps) else stage.steps
+        if _latest(stage.run)[0] >= steps:
+            continue  # this run already reached its budget
+        flags = list(stage.paper if paper else stage.cpu)
+        if stage.init_flag:
+            flags += [stage.init_flag, init or ""]
+        commands.append(
+            ["train", stage.trainer, *flags, "--output_dir", stage.run, "--max_train_steps", str(steps),
+             "--resume_from_checkpoint", "latest"]
+        )  # fmt: skip
+    return commands
+
+
+def run_recipe(name: str, paper: bool = False, max_train_steps: int | None = None, from_bundled: bool = False,
+               dry_run: bool = False) -> list[list[str]]:  # fmt: skip
+    """Build the corpus (resumable) and run or resume each stage; returns the commands run."""
+    from accelerando.cli import main as cli_main
+
+    commands = stage_commands(_recipe(name), paper, max_train_steps, from_bundled)
+    for argv in commands:
+        print("accelerando " + " ".join(argv), flush=True)
+        if not dry_run and cli_main(argv) != 0:
+            raise RuntimeError(f"recipe {name!r} stopped: `accelerando {' '.join(argv[:2])}` failed")
+    return commands
+
+
+def export(name: str, checkpoint: str | Path | None = None) -> Path:
+    """Copy the last stage's newest checkpoint model (or ``checkpoint``) into ``pretrained/NAME``; keep the card.
+
+    Written to a temporary folder beside the target and renamed into place, so a failed export leaves the
+    shipped checkpoint as it was.
+    """
+    from accelerando import vocoders
+    from accelerando.pretrained import PRETRAINED_DIR
+    from accelerando.training import MODEL_SUBFOLDER
+
+    recipe = _recipe(name)
+    if checkpoint is None:
+        step, latest = _latest(recipe.stages[-1].run)
+        if latest is None:
+            raise FileNotFoundError(
+                f"{recipe.stages[-1].run} has no checkpoint to export; run the recipe first"
+            )
+        checkpoint = latest / MODEL_SUBFOLDER
+    source = Path(checkpoint)
+    class_name = json.loads((source / "config.json").read_text())["_class_name"]
+    model = getattr(vocoders, class_name).from_pretrained(source)
+    if recipe.float16:
+        model = model.half()
+    target = PRETRAINED_DIR / name
+    with tempfile.TemporaryDirectory(dir=PRETRAINED_DIR, prefix=f".{name}-") as tmp:
+        staged = Path(tmp) / name
+        model.save_pretrained(staged)
+        for extra in ("README.md", "validation.png"):
+            if (target / extra).is_file():
+                shutil.copy2(target / extra, staged / extra)
+        backup = Path(tmp) / "previous"
+        if target.exists():
+            target.rename(backup)
+        staged.rename(target)
+    logger.info("Exported %s to %s", source, target)
+    return target
+
+
+def _recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}; available: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list or not args.name:
+        for recipe in RECIPES.values():
+            print(f"{recipe.name}: " + " -> ".join(f"{s.trainer} ({s.run})" for s in recipe.stages))
+        return 0
+    if args.export:
+        print(export(args.name, args.checkpoint))
+        return 0
+    run_recipe(args.name, args.paper, args.max_train_steps, args.from_bundled, args.dry_run)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from accelerando.cli import add_command
+
+    parser = add_command(
+        subparsers, "recipe", help="rebuild, resume or export a bundled checkpoint", description=__doc__
+    )
+    parser.add_argument("name", nargs="?", help=f"one of: {', '.join(sorted(RECIPES))}")
+    parser.add_argument("--list", action="store_true", help="list the recipes")
+    parser.add_argument("--paper", action="store_true", help="the paper's settings (for a GPU)")
+    parser.add_argument("--max-train-steps", "--max_train_steps", dest="max_train_steps", type=int, default=None,
+                        help="step budget of the last stage (default: the recipe's)")  # fmt: skip
+    parser.add_argument("--from-bundled", action="store_true",
+                        help="start the last stage from the bundled checkpoint when earlier runs are gone")  # fmt: skip
+    parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    parser.add_argument(
+        "--export", action="store_true", help="copy the newest checkpoint into pretrained/NAME"
+    )
+    parser.add_argument("--checkpoint", default=None, help="with --export: a model folder to export instead")
+    parser.set_defaults(func=run)

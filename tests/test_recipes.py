@@ -1,0 +1,71 @@
+"""accelerando recipe: the commands a recipe runs (resume, skip, from-bundled, paper) and a safe export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import accelerando.pretrained as pretrained
+from accelerando import recipes
+from accelerando.vocoders import FreGrad
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    (tmp_path / "pretrained").mkdir()
+    teacher = recipes.Stage("periodwave", str(tmp_path / "runs/teacher"), 10, ["--a"], ["--paper-a"])
+    student = recipes.Stage(
+        "periodwave-turbo", str(tmp_path / "runs/student"), 20, ["--b"], ["--paper-b"], init_flag="--init"
+    )
+    recipe = recipes.Recipe("tiny-speech", [teacher, student], float16=True)
+    monkeypatch.setitem(recipes.RECIPES, "tiny-speech", recipe)
+    return recipe
+
+
+def _checkpoint(run, step):
+    folder = run / f"checkpoint-{step}" / "model"
+    torch.manual_seed(step)
+    FreGrad.from_preset("small", residual_layers=2).save_pretrained(folder)
+    return folder
+
+
+def test_commands_resume_each_stage_and_chain_them(tiny_recipe, tmp_path):
+    commands = recipes.stage_commands(tiny_recipe, paper=False, max_train_steps=None, from_bundled=False)
+    assert commands[0][0] == "corpus"
+    teacher, student = commands[1], commands[2]
+    assert teacher[:3] == ["train", "periodwave", "--a"] and teacher[-2:] == [
+        "--resume_from_checkpoint",
+        "latest",
+    ]
+    assert student[student.index("--init") + 1] == f"{tmp_path}/runs/teacher/model"
+    _checkpoint(tmp_path / "runs/teacher", 10)  # the teacher reached its budget: skipped
+    commands = recipes.stage_commands(tiny_recipe, paper=True, max_train_steps=50, from_bundled=False)
+    assert [c[1] for c in commands[1:]] == ["periodwave-turbo"]
+    assert "--paper-b" in commands[1] and commands[1][commands[1].index("--max_train_steps") + 1] == "50"
+    commands = recipes.stage_commands(tiny_recipe, paper=False, max_train_steps=None, from_bundled=True)
+    assert commands[1][commands[1].index("--init") + 1] == str(pretrained.PRETRAINED_DIR / "tiny-speech")
+
+
+def test_export_ships_the_newest_checkpoint_in_float16_and_keeps_the_card(tiny_recipe, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to export"):
+        recipes.export("tiny-speech")
+    _checkpoint(tmp_path / "runs/student", 5)
+    newest = _checkpoint(tmp_path / "runs/student", 7)
+    target = pretrained.PRETRAINED_DIR / "tiny-speech"
+    target.mkdir()
+    (target / "README.md").write_text("card")
+    out = recipes.export("tiny-speech")
+    assert out == target and (target / "README.md").read_text() == "card"
+    from safetensors.torch import load_file
+
+    stored = load_file(str(target / "diffusion_pytorch_model.safetensors"))
+    assert {t.dtype for t in stored.values()} == {torch.float16}  # small on disk, loads as float32
+    shipped, source = FreGrad.from_pretrained(target), FreGrad.from_pretrained(newest)
+    torch.testing.assert_close(shipped.float().state_dict(), source.half().float().state_dict())
+    assert [p.name for p in pretrained.PRETRAINED_DIR.iterdir()] == ["tiny-speech"]  # no leftovers
+
+
+def test_unknown_recipe_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown recipe 'nope'; available: "):
+        recipes.run_recipe("nope", dry_run=True)
