@@ -65,28 +65,13 @@ RECIPES: dict[str, Recipe] = {
                 "fregrad",
                 "runs/fregrad-speech",
                 20_000,
-                [
-                    "--preset",
-                    "small",
-                    "--use_ema",
-                    "--train_batch_size",
-                    "16",
-                    "--checkpointing_steps",
-                    "500",
-                    *CPU_DATA,
-                ],
-                [
-                    "--preset",
-                    "paper",
-                    "--use_ema",
-                    "--data_dir",
-                    "corpora/speech",
-                    "--checkpointing_steps",
-                    "5000",
-                ],
+                "--preset small --prior calibrated --precondition --learning_rate 5e-4 --use_ema "
+                "--train_batch_size 16 --checkpointing_steps 500".split()
+                + CPU_DATA,
+                "--preset paper --use_ema --data_dir corpora/speech --checkpointing_steps 5000".split(),
             )
         ],
-    ),  # fmt: skip
+    ),
     "periodwave-turbo-s-speech": Recipe(
         "periodwave-turbo-s-speech",
         [
@@ -94,49 +79,24 @@ RECIPES: dict[str, Recipe] = {
                 "periodwave",
                 "runs/periodwave-s",
                 20_000,
-                [
-                    "--preset",
-                    "S",
-                    "--use_ema",
-                    "--segment_frames",
-                    "32",
-                    "--train_batch_size",
-                    "16",
-                    "--learning_rate",
-                    "4e-4",
-                    "--checkpointing_steps",
-                    "500",
-                    *CPU_DATA,
-                ],
-                ["--preset", "S", "--use_ema", "--data_dir", "corpora/speech"],
+                "--preset S --use_ema --segment_frames 32 --train_batch_size 16 --learning_rate 4e-4 "
+                "--checkpointing_steps 500".split()
+                + CPU_DATA,
+                "--preset S --use_ema --data_dir corpora/speech".split(),
             ),
             Stage(
                 "periodwave-turbo",
                 "runs/periodwave-turbo-s",
                 10_000,
-                [
-                    "--num_steps",
-                    "4",
-                    "--segment_frames",
-                    "32",
-                    "--train_batch_size",
-                    "8",
-                    "--learning_rate",
-                    "1e-4",
-                    "--mpd_channel_mult",
-                    "0.25",
-                    "--cqtd_filters",
-                    "32",
-                    "--checkpointing_steps",
-                    "100",
-                    *CPU_DATA,
-                ],
-                ["--num_steps", "4", "--data_dir", "corpora/speech"],
+                "--num_steps 4 --segment_frames 32 --train_batch_size 8 --learning_rate 2e-4 --mpd_channel_mult 0.25 "
+                "--cqtd_filters 32 --checkpointing_steps 100".split()
+                + CPU_DATA,
+                "--num_steps 4 --data_dir corpora/speech".split(),
                 init_flag="--pretrained_model_name_or_path",
             ),
         ],
         float16=True,
-    ),  # fmt: skip
+    ),
 }
 
 
