@@ -18,11 +18,25 @@ Vocoders: Griffin-Lim (32 iterations, the quality floor) and every bundled mel v
 each at its own default number of steps; ``--model NAME=PATH`` adds a checkpoint folder, ``--vocoder NAME``
 (repeatable) keeps a subset. RTF is the vocoder's compute time over the audio's duration (one warm-up call
 first). PocketSphinx is weak (its WER on the clean festival reference is not zero), so compare chains with
-each other and with the reference, not with published ASR figures. Writes
+each other and with the reference, not with published ASR figures.
+
+Voices: for every voice of the FastPitch (:attr:`accelerando.tts.StreamingSynthesizer.voices`; ``--voices``
+keeps some, ``--no-voices`` skips them), text -> FastPitch(voice) -> Griffin-Lim -> WER on all sentences
+(the ``slt`` run is the ``TTS: griffin-lim`` chain when that one was run: the same computation).
+
+``--record`` then writes the evaluation beside the bundled checkpoints
+(:func:`accelerando.pretrained.defaults.record_evaluation`): one row per vocoder (Griffin-Lim and the bundled
+ones, not ``--model`` extras) and the per-voice WERs, from which
+:func:`~accelerando.pretrained.defaults.default_vocoder` and
+:func:`~accelerando.pretrained.defaults.default_voice` choose the defaults. Only a complete run may record:
+``--record`` refuses ``--max-sentences``, ``--no-copy``, ``--no-tts``, ``--no-voices``, ``--acoustic``, a
+``--voices`` subset and a ``--vocoder`` subset that leaves out a bundled vocoder. Writes
 ``benchmarks/results/speech_intelligibility.{json,png}``::
 
     python benchmarks/speech_intelligibility.py                       # everything, 1 torch thread
+    python benchmarks/speech_intelligibility.py --record              # ... and set the defaults
     python benchmarks/speech_intelligibility.py --max-sentences 6 --vocoder griffin-lim --out /tmp/si.json
+    python benchmarks/speech_intelligibility.py --voices slt kal --no-copy --vocoder griffin-lim
     python benchmarks/speech_intelligibility.py --model mine=runs/fregrad/model --vocoder mine
 """
 
@@ -53,6 +67,7 @@ GRIFFIN_LIM = "griffin-lim"
 GL_ITERATIONS = 32
 MEL_VOCODER_ROLES = ("periodwave_turbo", "fregrad", "periodwave")  # roles of discover_checkpoints
 SHOWN = ("mstft", "pesq_wb", "vuv_f1")  # copy-synthesis columns of the table
+ROW_KEYS = ("wer_copy", "wer_tts", "mstft", "pesq_wb", "vuv_f1", "rtf")  # a recorded vocoder row
 
 
 @dataclass
@@ -60,6 +75,22 @@ class Vocoder:
     name: str
     model: Any
     source: str
+    folder: Path | None = None  # the checkpoint folder (None: Griffin-Lim)
+    fingerprint: str | None = None  # of that folder when it was loaded
+
+
+def fingerprint(folder: str | os.PathLike) -> str:
+    """A short sha256 over a checkpoint folder's config and weights (names and bytes), to tell exports apart."""
+    digest = hashlib.sha256()
+    files = sorted(
+        f
+        for f in Path(folder).rglob("*")
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".pt")
+    )
+    for f in files:
+        digest.update(str(f.relative_to(folder)).encode("utf-8"))
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def load_sentences(path: str | os.PathLike = SENTENCES) -> list[str]:
@@ -106,13 +137,18 @@ def parse_models(items: list[str]) -> dict[str, str]:
     return models
 
 
-def available_vocoders(models: dict[str, str]) -> dict[str, str]:
-    """Name -> what :func:`load_vocoder` takes: Griffin-Lim, the bundled mel vocoders, then ``--model``."""
+def bundled_vocoders() -> list[str]:
+    """Folder names of the bundled mel vocoders (the names their recorded rows go under)."""
     from accelerando.demos.checkpoints import discover_checkpoints
 
     found = discover_checkpoints()
+    return [found[role].name for role in MEL_VOCODER_ROLES if role in found]
+
+
+def available_vocoders(models: dict[str, str]) -> dict[str, str]:
+    """Name -> what :func:`load_vocoder` takes: Griffin-Lim, the bundled mel vocoders, then ``--model``."""
     names = {GRIFFIN_LIM: GRIFFIN_LIM}
-    names.update({found[role].name: found[role].name for role in MEL_VOCODER_ROLES if role in found})
+    names.update({name: name for name in bundled_vocoders()})
     for name, path in models.items():
         if name in names:
             raise SystemExit(f"--model name {name!r} is already taken ({', '.join(names)})")
@@ -120,9 +156,15 @@ def available_vocoders(models: dict[str, str]) -> dict[str, str]:
     return names
 
 
-def load_vocoders(available: dict[str, str], selected: list[str] | None) -> list[Vocoder]:
-    from accelerando.tts.engine import load_vocoder
+def griffin_lim() -> Vocoder:
     from accelerando.vocoders import GriffinLim
+
+    return Vocoder(GRIFFIN_LIM, GriffinLim(n_iter=GL_ITERATIONS, seed=0), f"GriffinLim({GL_ITERATIONS})")
+
+
+def load_vocoders(available: dict[str, str], selected: list[str] | None) -> list[Vocoder]:
+    from accelerando.pretrained import PRETRAINED_DIR
+    from accelerando.tts.engine import load_vocoder
 
     names = selected or list(available)
     unknown = [n for n in names if n not in available]
@@ -131,12 +173,12 @@ def load_vocoders(available: dict[str, str], selected: list[str] | None) -> list
     out = []
     for name in dict.fromkeys(names):
         if name == GRIFFIN_LIM:
-            out.append(
-                Vocoder(name, GriffinLim(n_iter=GL_ITERATIONS, seed=0), f"GriffinLim({GL_ITERATIONS})")
-            )
+            out.append(griffin_lim())
         else:
             source = available[name]
-            out.append(Vocoder(name, load_vocoder(source), str(source)))
+            folder = Path(source) if Path(source).is_dir() else PRETRAINED_DIR / source
+            digest = fingerprint(folder)  # before loading: a re-export after this shows up at the end
+            out.append(Vocoder(name, load_vocoder(source), str(source), folder, digest))
     return out
 
 
@@ -154,31 +196,76 @@ class _MelRecorder:
         return torch.zeros(mel.shape[0], mel.shape[-1] * self.hop_length)
 
 
-def tts_mels(sentences: list[str], acoustic: str | None) -> tuple[list[torch.Tensor], dict[str, Any]]:
-    """The bundled (or ``acoustic``) Incremental FastPitch's mel (1, 80, frames) for each sentence, voice slt.
+def load_engine(acoustic: str | None) -> tuple[Any, _MelRecorder, dict[str, Any]]:
+    """The bundled (or ``acoustic``) Incremental FastPitch in a speech engine whose vocoder records mels."""
+    from accelerando.pretrained import list_pretrained, pretrained_path
+    from accelerando.tts import StreamingSynthesizer
+
+    if acoustic is None:
+        names = [n for n in list_pretrained() if n.startswith("fastpitch")]
+        folder: Path | None = pretrained_path(names[0]) if names else None  # what from_pretrained takes
+    else:
+        folder = Path(acoustic)
+    digest = fingerprint(folder) if folder is not None and folder.is_dir() else None
+    recorder = _MelRecorder()
+    engine = StreamingSynthesizer.from_pretrained(acoustic, vocoder=recorder)
+    info = {
+        "acoustic": str(engine.acoustic.config.get("_name_or_path") or acoustic or folder),
+        "folder": str(folder) if folder is not None else None,
+        "fingerprint": digest,
+        "voices": engine.voices,
+        "parameters": sum(p.numel() for p in engine.acoustic.parameters()),
+    }
+    return engine, recorder, info
+
+
+def tts_mels(
+    engine: Any, recorder: _MelRecorder, sentences: list[str], voice: str = VOICE
+) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """The FastPitch mel (1, 80, frames) of ``engine`` for each sentence, spoken by ``voice``.
 
     The mel is taken from the engine's whole-utterance path (:meth:`StreamingSynthesizer.synthesize`:
     sentence split, phonemes, masked full decode), so it is what the engine would vocode.
     """
-    from accelerando.tts import StreamingSynthesizer
-
-    recorder = _MelRecorder()
-    engine = StreamingSynthesizer.from_pretrained(acoustic, vocoder=recorder)
     mels, seconds = [], 0.0
-    for text in tqdm(sentences, desc=f"FastPitch mels ({VOICE})", unit="sentence"):
+    for text in tqdm(sentences, desc=f"FastPitch mels ({voice})", unit="sentence"):
         started = time.perf_counter()
-        engine.synthesize(text, voice=VOICE)
+        engine.synthesize(text, voice=voice)
         seconds += time.perf_counter() - started
         assert recorder.mel is not None
         mels.append(recorder.mel)
     audio = sum(m.shape[-1] for m in mels) * recorder.hop_length / recorder.sample_rate
-    info = {
-        "acoustic": str(engine.acoustic.config.get("_name_or_path") or acoustic or "bundled fastpitch-*"),
-        "voice": VOICE,
-        "parameters": sum(p.numel() for p in engine.acoustic.parameters()),
-        "rtf": seconds / audio,
-    }
-    return mels, info
+    return mels, {"voice": voice, "rtf": seconds / audio}
+
+
+def voice_chains(
+    engine: Any,
+    recorder: _MelRecorder,
+    sentences: list[str],
+    voices: list[str],
+    seed: int,
+    chains: dict[str, Any],
+    save_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Voice -> the chain text -> FastPitch(voice) -> Griffin-Lim, scored by WER.
+
+    The ``slt`` chain is the ``TTS: griffin-lim`` one of ``chains`` when that was run (same mels, same
+    vocoder and seeds, so the same waveforms); the other voices are run here.
+    """
+    gl = griffin_lim()
+    out: dict[str, Any] = {}
+    for voice in voices:
+        done = chains.get(f"TTS: {GRIFFIN_LIM}")
+        if voice == VOICE and done is not None:
+            same = {k: v for k, v in done.items() if k != "items"}  # the items are in that chain
+            out[voice] = {**same, "kind": "voice", "voice": voice, "same_as": f"TTS: {GRIFFIN_LIM}"}
+            continue
+        mels, _ = tts_mels(engine, recorder, sentences, voice)
+        name = f"voice {voice}: {GRIFFIN_LIM}"
+        wavs, compute, audio = vocode_all(gl, mels, f"TTS {voice}: {GRIFFIN_LIM}", seed)
+        chain = score_chain(name, "voice", GRIFFIN_LIM, sentences, wavs, None, (compute, audio), save_dir)
+        out[voice] = {**chain, "voice": voice}
+    return out
 
 
 def vocode_all(vocoder: Vocoder, mels: list[torch.Tensor], desc: str, seed: int) -> tuple[list, float, float]:
@@ -248,6 +335,67 @@ def markdown_table(chains: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def voice_table(voices: dict[str, Any]) -> str:
+    lines = [f"| voice | TTS WER, FastPitch -> {GRIFFIN_LIM} ↓ | vocoder RTF ↓ |", "| --- | --- | --- |"]
+    for voice, c in voices.items():
+        lines.append(f"| {voice} | {_fmt(c['wer'])} | {_fmt(c.get('rtf'), 2)} |")
+    return "\n".join(lines)
+
+
+def evaluation_payload(payload: dict[str, Any], bundled: list[str], note: str = "") -> dict[str, Any]:
+    """What ``--record`` writes (:func:`accelerando.pretrained.defaults.record_evaluation`) from a run.
+
+    One row for Griffin-Lim and for each ``bundled`` vocoder (the ``--model`` extras are left out): copy
+    synthesis WER, M-STFT, PESQ-wb and V/UV F1 (means over the sentences), TTS WER, and the vocoder's RTF
+    on the TTS mels. ``voices``: each voice's TTS WER through Griffin-Lim.
+
+    Raises:
+        ValueError: a vocoder without both its copy and TTS chain, or a Griffin-Lim row with a missing value
+            (the floor every neural vocoder is compared with must be complete).
+    """
+    chains = payload["chains"]
+    rows: dict[str, dict[str, float | None]] = {}
+    for name in [GRIFFIN_LIM, *bundled]:
+        copy, tts = chains.get(f"copy: {name}"), chains.get(f"TTS: {name}")
+        if copy is None or tts is None:
+            raise ValueError(f"no copy-synthesis and TTS chains for {name!r}: run every bundled vocoder")
+        row = {"wer_copy": copy["wer"], "wer_tts": tts["wer"], **{m: copy.get(m) for m in SHOWN}}
+        row["rtf"] = tts.get("rtf")
+        rows[name] = {k: _number(row[k]) for k in ROW_KEYS}
+    missing = [k for k, v in rows[GRIFFIN_LIM].items() if v is None]
+    if missing:
+        raise ValueError(
+            f"the {GRIFFIN_LIM} floor has no value for {', '.join(missing)}; nothing to compare with"
+        )
+    settings = payload["settings"]
+    checkpoints = {n: v["fingerprint"] for n, v in settings["vocoders"].items() if n in bundled}
+    if payload.get("tts") and payload["tts"].get("folder"):
+        checkpoints[Path(payload["tts"]["folder"]).name] = payload["tts"]["fingerprint"]
+    return {
+        "benchmark": "speech_intelligibility",
+        "hardware": payload["hardware"],
+        "time_utc": payload["environment"]["time_utc"],
+        "sentences": settings["n_sentences"],
+        "vocoders": rows,
+        "voices": {voice: _number(c["wer"]) for voice, c in payload.get("voices", {}).items()},
+        "checkpoints": checkpoints,  # sha256[:16] of each folder's config + weights, as measured
+        "note": (
+            f"benchmarks/speech_intelligibility.py --record: {settings['n_sentences']} sentences "
+            f"({settings['n_words']} words) of {Path(settings['sentences_file']).name}, PocketSphinx en-us "
+            f"+ jiwer corpus WER. wer_copy: festival {VOICE} -> mel -> vocoder; mstft, pesq_wb, vuv_f1: "
+            "means of that copy against the festival reference; wer_tts: text -> bundled FastPitch "
+            f"({VOICE}) -> vocoder; rtf: vocoder compute / audio seconds on the TTS mels, "
+            f"{settings['threads']} torch thread(s) on a shared CPU; {GRIFFIN_LIM}: {GL_ITERATIONS} "
+            "iterations; neural vocoders at their default steps. voices: TTS WER of each FastPitch voice "
+            f"through {GRIFFIN_LIM}." + (f" {note}" if note else "")
+        ),
+    }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
 def plot(payload: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -255,9 +403,21 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     chains = payload["chains"]
+    voices = payload.get("voices") or {}
     vocoders = list(dict.fromkeys(c["vocoder"] for c in chains.values() if c["vocoder"]))
     reference = next((c["wer"] for c in chains.values() if c["kind"] == "reference"), None)
-    fig, ax = plt.subplots(figsize=(2.0 + 1.7 * (len(vocoders) + 1), 4.2))
+    width_left = 2.0 + 1.7 * (len(vocoders) + 1)
+    if voices:
+        width_right = max(3.4, 1.4 + 0.75 * len(voices))
+        fig, (ax, ax_voices) = plt.subplots(
+            1,
+            2,
+            figsize=(width_left + width_right, 4.4),
+            sharey=True,
+            gridspec_kw={"width_ratios": [width_left, width_right]},
+        )
+    else:
+        fig, ax = plt.subplots(figsize=(width_left, 4.2))
     width = 0.38
     x0 = 0
     if reference is not None:
@@ -303,10 +463,26 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ]
     ax.legend(handles=legend, fontsize=8, ncol=2, loc="upper left")
     ax.set_title(
-        f"Intelligibility, {payload['settings']['n_sentences']} sentences; dashed: the reference; "
+        f"Intelligibility, {payload['settings']['n_sentences']} sentences\ndashed: the reference; "
         "hatched: Griffin-Lim",
         fontsize=9,
     )
+    if voices:
+        names = list(voices)
+        wers = [voices[v]["wer"] for v in names]
+        colors = ["tab:orange" if v == VOICE else "tab:olive" for v in names]
+        ax_voices.bar(range(len(names)), wers, 0.6, color=colors, hatch="//", edgecolor="black")
+        for i, wer in enumerate(wers):
+            ax_voices.annotate(f"{wer:.2f}", (i, wer), ha="center", va="bottom", fontsize=8)
+        if reference is not None:
+            ax_voices.axhline(reference, color="0.4", ls="--", lw=0.9)
+        ax_voices.set_xticks(range(len(names)), names, fontsize=8, rotation=30, ha="right")
+        ax_voices.set_ylim(0, max(1.0, top, *wers) * 1.3)
+        ax_voices.tick_params(labelleft=True)
+        ax_voices.set_title(
+            f"TTS per voice, FastPitch -> {GRIFFIN_LIM}\ndashed: festival {VOICE} reference",
+            fontsize=9,
+        )
     save_figure(fig, path)
 
 
@@ -344,6 +520,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--acoustic", default=None, help="Incremental FastPitch folder (default: bundled)")
     parser.add_argument("--no-copy", action="store_true", help="skip the copy-synthesis chains")
     parser.add_argument("--no-tts", action="store_true", help="skip the TTS chains")
+    parser.add_argument(
+        "--voices",
+        nargs="+",
+        default=None,
+        metavar="VOICE",
+        help="FastPitch voices for the per-voice TTS WER (through Griffin-Lim); default: all of them",
+    )
+    parser.add_argument("--no-voices", action="store_true", help="skip the per-voice TTS chains")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the evaluation beside the bundled checkpoints (it chooses the default vocoder and "
+        "voice); needs a complete run",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="vocoder noise seed (+ sentence index)")
     parser.add_argument("--save-audio", default=None, help="also write every chain's wavs under this folder")
@@ -353,10 +543,53 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--max-sentences must be >= 1")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    if args.voices is not None and args.no_voices:
+        parser.error("--voices and --no-voices do not go together")
+    voices_asked = [v for item in args.voices or [] for v in item.split(",") if v]
+    if args.record:
+        partial = [
+            flag
+            for flag, on in (
+                ("--max-sentences", args.max_sentences is not None),
+                ("--no-copy", args.no_copy),
+                ("--no-tts", args.no_tts),
+                ("--no-voices", args.no_voices),
+                ("--acoustic", args.acoustic is not None),
+            )
+            if on
+        ]
+        if partial:
+            parser.error(
+                f"--record sets the project's default vocoder and voice, so it needs a complete run of the "
+                f"bundled checkpoints; {' and '.join(partial)} make(s) a partial one (drop it or drop --record)"
+            )
 
     torch.set_num_threads(args.threads)
     sentences = load_sentences(args.sentences)[: args.max_sentences]
     available = available_vocoders(parse_models(args.model))
+    bundled = bundled_vocoders()  # the --model extras are not recorded
+    if args.record and args.vocoder is not None:
+        left_out = [n for n in (GRIFFIN_LIM, *bundled) if n not in args.vocoder]
+        if left_out:
+            parser.error(
+                f"--record needs every bundled vocoder and {GRIFFIN_LIM} (the floor); --vocoder leaves out "
+                f"{', '.join(left_out)}"
+            )
+    engine = recorder = engine_info = None
+    voices: list[str] = []
+    if not (args.no_tts and args.no_voices):
+        engine, recorder, engine_info = load_engine(args.acoustic)
+        if not args.no_voices:
+            unknown = [v for v in voices_asked if v not in engine.voices]
+            if unknown:
+                parser.error(
+                    f"unknown --voices {', '.join(unknown)}; the FastPitch has {', '.join(engine.voices)}"
+                )
+            voices = list(dict.fromkeys(voices_asked)) or list(engine.voices)
+            if args.record and set(voices) != set(engine.voices):
+                parser.error(
+                    f"--record needs every voice ({', '.join(engine.voices)}); --voices keeps {', '.join(voices)}"
+                )
     vocoders = load_vocoders(available, args.vocoder)
     save_dir = Path(args.save_audio) if args.save_audio else None
     cfg = MelConfig()
@@ -376,19 +609,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             chains[f"copy: {v.name}"] = score_chain(
                 f"copy: {v.name}", "copy", v.name, sentences, wavs, trimmed, (compute, audio), save_dir
             )
+    if engine is not None:
+        tts_info = dict(engine_info or {})
     if not args.no_tts:
-        mels, tts_info = tts_mels(sentences, args.acoustic)
+        mels, info = tts_mels(engine, recorder, sentences, VOICE)
+        tts_info.update(info)
         for v in vocoders:
             wavs, compute, audio = vocode_all(v, mels, f"TTS: {v.name}", args.seed)
             chains[f"TTS: {v.name}"] = score_chain(
                 f"TTS: {v.name}", "tts", v.name, sentences, wavs, None, (compute, audio), save_dir
             )
+    voice_results = {}
+    if voices:
+        voice_results = voice_chains(engine, recorder, sentences, voices, args.seed, chains, save_dir)
 
     env = environment()
     payload: dict[str, Any] = {
         "benchmark": "speech_intelligibility",
         "what": "WER of PocketSphinx (en-us, offline) on festival slt references, copy synthesis through each "
-        "vocoder (plus vocoder metrics against the reference) and FastPitch TTS through each vocoder",
+        "vocoder (plus vocoder metrics against the reference), FastPitch TTS through each vocoder and "
+        "FastPitch TTS of each voice through Griffin-Lim",
         "hardware": f"{cpu_model()} ({os.cpu_count()} logical CPUs visible, shared)",
         "settings": {
             "sentences_file": str(args.sentences),
@@ -402,7 +642,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "recognizer": "pocketsphinx Decoder, bundled en-us acoustic model + en-us.lm.bin + cmudict, 16 kHz",
             "wer": "jiwer corpus-level WER (S + D + I) / reference words after lowercase and punctuation removal",
             "rtf": "vocoder compute seconds / audio seconds over the sentences (one warm-up call first)",
-            "vocoders": {v.name: {"source": v.source, "class": type(v.model).__name__} for v in vocoders},
+            "vocoders": {
+                v.name: {"source": v.source, "class": type(v.model).__name__, "fingerprint": v.fingerprint}
+                for v in vocoders
+            },
+            "voices": voices,
             "vocoder_steps": "each vocoder's default (FreGrad: config schedule, Turbo: its trained steps)",
             "griffin_lim_iterations": GL_ITERATIONS,
             "higher_is_better": VOCODER_METRICS,
@@ -412,13 +656,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "environment": env,
         "load_average_at_end": os.getloadavg(),
         "chains": chains,
+        "voices": voice_results,
     }
     out = Path(args.out)
     write_results(out.with_suffix(".json"), payload)
     plot(payload, out.with_suffix(".png"))
     print(markdown_table(chains))
+    if voice_results:
+        print()
+        print(voice_table(voice_results))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    if args.record:
+        record(payload, vocoders, bundled, voices)
     return payload
+
+
+def record(payload: dict[str, Any], vocoders: list[Vocoder], bundled: list[str], voices: list[str]) -> None:
+    """``--record``: write the evaluation with :func:`record_evaluation` and print the defaults it gives."""
+    from accelerando.pretrained.defaults import default_vocoder, default_voice, record_evaluation
+
+    changed = [v.name for v in vocoders if v.folder is not None and fingerprint(v.folder) != v.fingerprint]
+    tts = payload.get("tts") or {}
+    if tts.get("fingerprint") and fingerprint(tts["folder"]) != tts["fingerprint"]:
+        changed.append(Path(tts["folder"]).name)
+    note = ""
+    if changed:
+        note = (
+            f"Warning: {', '.join(changed)} changed on disk during the run; these figures are of the "
+            "weights loaded at its start (fingerprints under checkpoints)."
+        )
+        print(note)
+    try:
+        evaluation = evaluation_payload(payload, bundled, note)
+    except ValueError as err:
+        raise SystemExit(f"--record: {err}") from err
+    path = record_evaluation(evaluation)
+    choice = default_vocoder()
+    print(f"recorded {path}")
+    print(f"default vocoder: {choice.name} -- {choice.reason}")
+    print(f"default voice: {default_voice(voices)}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ EVALUATION_FILE = "vocoder_evaluation.json"
 GRIFFIN_LIM = "griffin-lim"
 WER_MARGIN = 0.05  # the "within 0.05 of Griffin-Lim's WER"
 MIN_VUV_F1 = 0.8
+_FLOOR_KEYS = ("wer_copy", "wer_tts", "mstft", "pesq_wb")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ def record_evaluation(payload: dict[str, Any], folder: str | Path | None = None)
     rows = payload.get("vocoders", {})
     if GRIFFIN_LIM not in rows:
         raise ValueError(f"an evaluation needs the {GRIFFIN_LIM!r} row as the floor; got rows {sorted(rows)}")
+    missing = [k for k in _FLOOR_KEYS if rows[GRIFFIN_LIM].get(k) is None]
+    if missing:
+        raise ValueError(f"the {GRIFFIN_LIM!r} row needs numbers for {', '.join(missing)}")
     target = Path(folder or _pretrained.PRETRAINED_DIR) / EVALUATION_FILE
     return atomic_write_text(target, json.dumps(payload, indent=2))
 
@@ -104,7 +108,11 @@ def default_vocoder(folder: str | Path | None = None) -> DefaultChoice:
             f"({EVALUATION_FILE}), so none can be shown to beat it.",
         )
     rows = evaluation.get("vocoders", {})
-    floor = rows[GRIFFIN_LIM]
+    floor = rows.get(GRIFFIN_LIM, {})
+    if any(floor.get(k) is None for k in _FLOOR_KEYS):
+        return DefaultChoice(
+            GRIFFIN_LIM, f"Griffin-Lim: {EVALUATION_FILE} has no complete Griffin-Lim row to compare with."
+        )
     verdicts = {
         name: qualifies(row, floor) for name, row in rows.items() if name != GRIFFIN_LIM and name in bundled
     }
@@ -121,7 +129,9 @@ def default_vocoder(folder: str | Path | None = None) -> DefaultChoice:
         return DefaultChoice(
             GRIFFIN_LIM, "Griffin-Lim: no bundled neural vocoder has a recorded measurement.", floor
         )
-    best = min(verdicts, key=lambda n: rows[n].get("wer_copy", 1.0))
+    best = min(
+        verdicts, key=lambda n: rows[n].get("wer_copy") if rows[n].get("wer_copy") is not None else 1.0
+    )
     return DefaultChoice(
         GRIFFIN_LIM,
         f"Griffin-Lim: no bundled neural vocoder beats it on held-out speech yet (best, {best}: "
