@@ -63,21 +63,11 @@ def iter_corpus(root: str | Path, split: str = "test", cfg=None) -> Iterator[dic
 
 def load_vocoder_folder(path: str | Path) -> Any:
     """A mel vocoder saved with ``save_pretrained`` (FreGrad, PeriodWave, PeriodWave-Turbo), by its config's class."""
-    import json
+    from accelerando.pretrained.loading import MEL_VOCODERS, load
 
-    from accelerando import vocoders
-
-    path = Path(path)
-    config = path / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"{path} is not a saved vocoder folder (no config.json)")
-    class_name = json.loads(config.read_text()).get("_class_name")
-    mel_vocoders = ("FreGrad", "PeriodWave", "PeriodWaveTurbo")
-    if class_name not in mel_vocoders:
-        raise ValueError(
-            f"{path} holds a {class_name!r}; the vocoder suite takes one of {', '.join(mel_vocoders)}"
-        )
-    return getattr(vocoders, class_name).from_pretrained(path).eval()
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return load(path, expect=MEL_VOCODERS)
 
 
 def run_vocoder(

@@ -55,7 +55,9 @@ def _load_pipeline(model: str | None):
                 f"--model {model} is not a MelDiTPipeline folder (no model_index.json); "
                 "pass a folder written by MelDiTPipeline.save_pretrained."
             )
-    return MelDiTPipeline.from_pretrained(path)
+    from accelerando.pretrained.loading import load
+
+    return load(path, expect=(MelDiTPipeline.__name__,))
 
 
 F0_MIN_HZ = (

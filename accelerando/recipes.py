@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -153,8 +152,8 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
     Written to a temporary folder beside the target and renamed into place, so a failed export leaves the
     shipped checkpoint as it was.
     """
-    from accelerando import vocoders
     from accelerando.pretrained import PRETRAINED_DIR
+    from accelerando.pretrained.loading import load
     from accelerando.training import MODEL_SUBFOLDER
 
     recipe = _recipe(name)
@@ -166,8 +165,7 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
             )
         checkpoint = latest / MODEL_SUBFOLDER
     source = Path(checkpoint)
-    class_name = json.loads((source / "config.json").read_text())["_class_name"]
-    model = getattr(vocoders, class_name).from_pretrained(source)
+    model = load(source)
     if recipe.float16:
         model = model.half()
     target = PRETRAINED_DIR / name

@@ -293,7 +293,9 @@ class StreamingSynthesizer:
                     "with IncrementalFastPitch.save_pretrained as `path` (or --model)."
                 )
             path = pretrained_path(names[0])
-        acoustic = IncrementalFastPitch.from_pretrained(str(path))
+        from accelerando.pretrained.loading import load
+
+        acoustic = load(path, expect=("IncrementalFastPitch",))
         return cls(acoustic, load_vocoder(vocoder), **kwargs)
 
     # ------------------------------------------------------------------ public API
@@ -466,33 +468,10 @@ def load_vocoder(vocoder: Any = None) -> Any:
 
     None takes the default chosen by measurement (:func:`accelerando.pretrained.defaults.default_vocoder`):
     the best bundled vocoder that beats Griffin-Lim on the recorded held-out evaluation, else Griffin-Lim.
+    Names and folders go through the one loader (:func:`accelerando.pretrained.loading.load_mel_vocoder`).
     """
-    from accelerando import vocoders
-    from accelerando.pretrained import PRETRAINED_DIR, list_pretrained
-    from accelerando.pretrained.defaults import GRIFFIN_LIM, default_vocoder
+    from accelerando.pretrained.loading import load_mel_vocoder
 
     if vocoder is not None and not isinstance(vocoder, (str, Path)):
         return vocoder
-    if vocoder is None:
-        vocoder = default_vocoder().name
-    if isinstance(vocoder, str) and vocoder.lower().replace("_", "-") in (GRIFFIN_LIM, "griffinlim", "gl"):
-        return vocoders.GriffinLim()
-    bundled = list_pretrained()
-    folder = Path(vocoder)
-    if not folder.is_dir() and (PRETRAINED_DIR / str(vocoder)).is_dir():
-        folder = PRETRAINED_DIR / str(vocoder)
-    config = folder / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(
-            f"Vocoder {str(vocoder)!r} is neither 'griffin-lim', a bundled checkpoint "
-            f"({', '.join(bundled) or 'none yet'}) nor a folder with a config.json."
-        )
-    import json
-
-    class_name = json.loads(config.read_text(encoding="utf-8")).get("_class_name", "")
-    cls = getattr(vocoders, class_name, None)
-    if cls is None or not hasattr(cls, "from_pretrained"):
-        raise ValueError(
-            f"{config} describes a {class_name!r}, which is not a mel vocoder of accelerando.vocoders."
-        )
-    return cls.from_pretrained(str(folder)).eval()
+    return load_mel_vocoder(vocoder)

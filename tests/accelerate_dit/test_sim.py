@@ -317,5 +317,5 @@ def test_train_script_rejects_a_non_meldit_teacher(tmp_path):
     ToyFlowMLP(dim=2, hidden=8).save_pretrained(tmp_path / "mlp")
     with pytest.raises(TypeError, match="holds a ToyFlowMLP.*MelDiT"):
         sim_train.load_teacher(tmp_path / "mlp")
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="neither a bundled checkpoint"):
         sim_train.load_teacher(tmp_path / "missing")

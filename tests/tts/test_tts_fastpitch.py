@@ -172,7 +172,9 @@ def test_save_load_round_trip(tmp_path) -> None:
     ids = torch.randint(1, 50, (1, 10))
     a, da = model.infer(ids, speaker="bob", pace=0.2)
     b, db = loaded.infer(ids, speaker="bob", pace=0.2)
-    assert torch.equal(a, b) and torch.equal(da, db)
+    # Equal weights; the loaded copy's tensors may take another oneDNN kernel (AMD vs Intel): 1e-7 apart.
+    assert torch.equal(da, db)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert loaded.text_frontend().symbols == model.text_frontend().symbols
     assert loaded.config.symbols == list(model.text_frontend().symbols)
 

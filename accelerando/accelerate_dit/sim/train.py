@@ -64,20 +64,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_teacher(path: str | Path) -> MelDiT:
-    """``MelDiT.from_pretrained(path)`` (or ``path/model`` for a training output folder), with clear errors."""
-    path = Path(path)
-    if (path / T.MODEL_SUBFOLDER / "config.json").is_file() and not (path / "config.json").is_file():
-        path = path / T.MODEL_SUBFOLDER
-    config = path / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"--teacher {str(path)!r} is not a model folder (no config.json).")
-    class_name = json.loads(config.read_text()).get("_class_name")
-    if class_name != "MelDiT":
+    """The MelDiT at ``path`` (a bundled name, a model folder or a training output), with clear errors."""
+    from accelerando.pretrained.loading import class_name, load, resolve
+
+    folder = resolve(path)
+    if class_name(folder) != "MelDiT":
         raise TypeError(
-            f"--teacher {str(path)!r} holds a {class_name}, but this script distills MelDiT teachers; "
+            f"--teacher {str(path)!r} holds a {class_name(folder)}, but this script distills MelDiT teachers; "
             "use SIMDistiller directly for other models."
         )
-    return MelDiT.from_pretrained(path)
+    return load(folder, expect=("MelDiT",))
 
 
 def load_label_table(corpus: str | Path, num_programs: int, split: str = "train") -> torch.Tensor:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from accelerando.vocoders.discriminators import (
     feature_loss,
     generator_loss,
 )
-from accelerando.vocoders.periodwave.model import PeriodWave
 from accelerando.vocoders.periodwave.turbo import TURBO_STEPS, PeriodWaveTurbo
 from accelerando.vocoders.training_utils import (
     add_vocoder_data_arguments,
@@ -96,11 +94,12 @@ def load_generator(path: str, num_steps: int, temperature: float) -> PeriodWaveT
     A Turbo folder (for example a bundled checkpoint, when the teacher's run is gone) keeps its weights and
     takes ``num_steps`` / ``temperature`` from the flags.
     """
-    config_file = Path(path) / PeriodWave.config_name
-    saved = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
-    source_cls = PeriodWaveTurbo if saved == PeriodWaveTurbo.__name__ else PeriodWave
-    source = source_cls.from_pretrained(path).float()  # a Turbo is a PeriodWave with two more settings
-    return PeriodWaveTurbo.from_periodwave(source, num_steps=num_steps, temperature=temperature)
+    from accelerando.pretrained.loading import load
+
+    source = load(
+        path, expect=("PeriodWave", "PeriodWaveTurbo")
+    ).float()  # a Turbo is a PeriodWave plus settings
+    return PeriodWaveTurbo.from_periodwave(source.train(), num_steps=num_steps, temperature=temperature)
 
 
 def main(args: argparse.Namespace) -> Path:
