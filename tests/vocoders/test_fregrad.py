@@ -346,3 +346,23 @@ def test_calibrated_prior_config_round_trip_and_errors(tmp_path):
         FreGrad.from_preset("small", prior="flat")
     with pytest.raises(ValueError, match="needs prior_scales"):
         FreGrad.from_preset("small", prior="calibrated")
+
+
+def test_preconditioned_network_works_in_units_of_sigma():
+    torch.manual_seed(0)
+    plain = FreGrad.from_preset("small", residual_layers=2).eval()
+    pre = FreGrad.from_preset("small", residual_layers=2, precondition=True).eval()
+    pre.load_state_dict(plain.state_dict())
+    mel = _mel(1, 8)
+    std = pre.band_std(mel)
+    x = torch.randn(std.shape, generator=torch.Generator().manual_seed(1)) * std
+    step = torch.tensor([10.0])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            pre._predict_noise(pre, x, step, mel, std), std * plain(x / std, step, mel)
+        )
+        torch.testing.assert_close(plain._predict_noise(plain, x, step, mel, std), plain(x, step, mel))
+    loss, parts = pre.training_loss(torch.randn(2, 64 * 256) * 0.1, _mel(2, 64), generator=torch.Generator())
+    assert torch.isfinite(loss) and set(parts) == {"mse_low", "mse_high", "stft_low", "stft_high"}
+    wav = pre.synthesize(mel, num_steps=2, generator=torch.Generator().manual_seed(0))
+    assert wav.shape == (1, 8 * 256) and bool(torch.isfinite(wav).all())

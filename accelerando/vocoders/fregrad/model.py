@@ -201,6 +201,8 @@ class FreGrad(AccelerandoModel):
         prior: ``"energy"`` (the paper's tracks from mel halves) or ``"calibrated"`` (each band's level from
             the mel bins inside it, scaled by ``prior_scales`` fitted on the training set; see :mod:`.prior`).
         prior_scales, prior_split_bin: the calibrated prior's factors ``[low, high]`` and first high-band bin.
+        precondition: the network sees ``x_t / sigma`` and its output is multiplied by ``sigma``, so it works on
+            unit-scale signals whatever the frame's level (the paper feeds ``x_t`` as it is).
     """
 
     @register_to_config
@@ -225,6 +227,7 @@ class FreGrad(AccelerandoModel):
         prior: str = "energy",
         prior_scales: Sequence[float] | None = None,
         prior_split_bin: int | None = None,
+        precondition: bool = False,
     ) -> None:
         super().__init__()
         if math.prod(upsample_factors) * 2 != hop_length:
@@ -389,7 +392,7 @@ class FreGrad(AccelerandoModel):
         alpha_bar = self.alpha_bars[t].view(-1, 1, 1)  # (B, 1, 1)
         noise = torch.randn(x0.shape, device=device, dtype=x0.dtype, generator=generator) * std  # (B, 2, T/2)
         noisy = alpha_bar.sqrt() * x0 + (1.0 - alpha_bar).sqrt() * noise
-        pred = (self if denoiser is None else denoiser)(noisy, t, mel)  # (B, 2, T/2)
+        pred = self._predict_noise(self if denoiser is None else denoiser, noisy, t, mel, std)  # (B, 2, T/2)
         mse = (((pred - noise) / std) ** 2).mean(dim=(0, 2))  # (2,): PriorGrad's scaled MSE per band
         parts = {"mse_low": mse[0], "mse_high": mse[1]}
         loss = mse.sum()
@@ -399,6 +402,12 @@ class FreGrad(AccelerandoModel):
             parts["stft_high"] = stft(pred[:, 1], noise[:, 1])
             loss = loss + stft_weight * (parts["stft_low"] + parts["stft_high"])
         return loss, {k: v.detach() for k, v in parts.items()}
+
+    def _predict_noise(self, net: nn.Module, noisy: Tensor, step: Tensor, mel: Tensor, std: Tensor) -> Tensor:
+        """The network's noise prediction; with ``precondition`` it works in units of the prior's sigma."""
+        if not self.config.precondition:
+            return net(noisy, step, mel)
+        return std * net(noisy / std, step, mel)
 
     def available_num_steps(self) -> list[int]:
         """Step counts with a named schedule (the training schedule's length among them)."""
@@ -443,7 +452,7 @@ class FreGrad(AccelerandoModel):
         for n in tqdm(range(len(sched) - 1, -1, -1), disable=not progress, desc="FreGrad"):
             alpha, alpha_bar, beta = sched.alphas[n].item(), sched.alpha_bars[n].item(), sched.betas[n].item()
             step = torch.full((x.shape[0],), sched.timesteps[n].item(), device=x.device, dtype=x.dtype)
-            eps = self(x, step, mel)  # (B, 2, L)
+            eps = self._predict_noise(self, x, step, mel, std)  # (B, 2, L)
             x = (x - beta / math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha)
             if n > 0:
                 sigma = math.sqrt((1.0 - sched.alpha_bars[n - 1].item()) / (1.0 - alpha_bar) * beta)

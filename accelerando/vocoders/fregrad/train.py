@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="The frequency-wise prior: the paper's mel-half energies, or calibrated to each sub-band's level.",
     )
     add(
+        "--precondition",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Network in units of the prior's sigma (input x_t / sigma, output x sigma).",
+    )
+    add(
         "--std_min",
         type=T.positive_float,
         default=None,
@@ -122,7 +128,11 @@ def main(args: argparse.Namespace) -> Path:
     accelerator = T.create_accelerator(args, project_name="fregrad")
     train_utts, crops, valid_utts = vocoder_datasets(args)
     stats = energy_stats(args, train_utts, accelerator)
-    prior = {"prior": args.prior, "std_min": args.std_min or (0.1 if args.prior == "energy" else 0.005)}
+    prior = {
+        "prior": args.prior,
+        "std_min": args.std_min or (0.1 if args.prior == "energy" else 0.005),
+        "precondition": args.precondition,
+    }
     if args.prior == "calibrated":
         prior.update(calibrated_prior_stats(args, train_utts, accelerator))
     model = FreGrad.from_preset(
