@@ -7,13 +7,21 @@ TORCH_PIN ?= torch==2.13.0
 APT_PACKAGES ?= ffmpeg chromium espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm fortunes
 STAMP := $(VENV)/.accelerando-installed
 
-.PHONY: demo test setup system-deps lint clean
+# A sub-minute check of the core (audio, files, models' save/load, metrics, the loader and defaults);
+# `make test` and CI run everything.
+QUICK_TESTS ?= tests/audio tests/test_fileio.py tests/test_modeling.py tests/test_pretrained_defaults.py \
+	tests/test_pretrained_loading.py tests/test_recipes.py tests/vocoders/test_fregrad.py
+
+.PHONY: demo test test-quick setup system-deps lint clean
 
 demo: setup
 	$(VENV)/bin/accelerando demo
 
 test: setup system-deps
 	$(PY) -m pytest
+
+test-quick: setup
+	$(PY) -m pytest -q $(QUICK_TESTS)
 
 setup: $(STAMP)
 
