@@ -67,6 +67,21 @@ def test_frequency_aware_conv_with_identity_weights_round_trips_through_the_dwt(
     assert conv.in_channels == 6 and conv.out_channels == 6  # the conv sees [low, high] at half rate
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_polyphase_path_equals_dwt_conv_idwt_forward_and_backward(dtype):
+    torch.manual_seed(0)
+    conv = FrequencyAwareDilatedConv(5, 7, kernel_size=3, dilation=8).to(dtype)
+    x = torch.randn(2, 5, 96, dtype=dtype, requires_grad=True)
+    fast, ref = conv(x), conv.forward_dwt(x)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(fast, ref, rtol=tol, atol=tol)
+    grads = [torch.autograd.grad(out.square().sum(), [x, conv.weight, conv.bias]) for out in (fast, ref)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=tol * 10, atol=tol * 10)
+    odd = torch.randn(1, 5, 31, dtype=dtype)  # odd lengths take the DWT path (zero-padded by the DWT)
+    assert conv(odd).shape == (1, 7, 31)
+
+
 def test_waveform_subband_round_trip_is_exact():
     audio = torch.rand(2, 7 * 256) * 2 - 1
     sub = dwt_haar(audio.unsqueeze(1))  # what training_loss diffuses

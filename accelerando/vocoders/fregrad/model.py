@@ -130,9 +130,36 @@ class FrequencyAwareDilatedConv(nn.Conv1d):
         super().__init__(2 * in_channels, 2 * out_channels, kernel_size, padding=padding, dilation=dilation)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] % 2:
+            return self.forward_dwt(x)
+        # The Haar analysis and synthesis are per-position 2x2 mixes of the even and odd samples, so
+        # DWT -> conv -> IDWT equals one conv on the polyphase components [even; odd] with the weights mixed
+        # by the Haar matrix on both sides: the same result (1e-6) without the DWT's and IDWT's passes.
+        b, c, length = x.shape
+        weight, bias = _haar_mixed(self.weight, self.bias)
+        polyphase = x.view(b, c, length // 2, 2).permute(0, 3, 1, 2).reshape(b, 2 * c, length // 2)
+        y = F.conv1d(polyphase, weight, bias, self.stride, self.padding, self.dilation)  # (B, 2 C_out, L/2)
+        c_out = y.shape[1] // 2
+        return y.view(b, 2, c_out, length // 2).permute(0, 2, 3, 1).reshape(b, c_out, length)
+
+    def forward_dwt(self, x: Tensor) -> Tensor:
+        """The paper's formulation, step by step (reference for the polyphase path; odd lengths)."""
         y = dwt_haar(x)  # (B, 2 C_in, L/2)
         y = super().forward(y)  # (B, 2 C_out, L/2)
-        return idwt_haar(y)  # (B, C_out, L)
+        return idwt_haar(y, length=x.shape[-1])  # (B, C_out, L)
+
+
+def _haar_mixed(weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """``M_out W M_in`` for the orthonormal Haar mix ``M = [[I, I], [I, -I]] / sqrt(2)`` on both channel halves."""
+    s = 1.0 / math.sqrt(2.0)
+    low, high = weight.chunk(2, dim=0)  # output halves: (C_out, 2 C_in, k) each
+    rows = torch.cat([low + high, low - high], dim=0) * s
+    left, right = rows.chunk(2, dim=1)  # input halves
+    mixed = torch.cat([left + right, left - right], dim=1) * s
+    if bias is None:
+        return mixed, None
+    b_low, b_high = bias.chunk(2)
+    return mixed, torch.cat([b_low + b_high, b_low - b_high]) * s
 
 
 class ResidualBlock(nn.Module):
