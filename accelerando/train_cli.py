@@ -2,7 +2,9 @@
 
 Each entry of ``TRAINERS`` names a training module with ``parse_args(argv)`` and ``main(args)``; every flag after the model name
 is passed to it unchanged, so ``accelerando train fregrad --help`` prints that script's flags. The
-same scripts run on several processes or GPUs with ``accelerate launch -m MODULE FLAGS``.
+same scripts run on several processes or GPUs with ``accelerate launch -m MODULE FLAGS``. Training flags keep
+the diffusers-example spelling (``--output_dir``, ``--train_batch_size``, ``--resume_from_checkpoint latest``)
+that users of those scripts know, so they are snake_case while the other commands' flags are kebab-case.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ TRAINERS: dict[str, str] = {
     "meldit": "accelerando.generation.train",
     "fastpitch": "accelerando.tts.fastpitch.train",
     "note-classifier": "accelerando.generation.train_classifier",
+    "sim": "accelerando.accelerate_dit.sim.train",
 }
 
 

@@ -71,3 +71,12 @@ def test_train_unknown_model_lists_choices(capsys):
     with pytest.raises(SystemExit):
         main(["train", "wavenet"])
     assert "invalid choice: 'wavenet'" in capsys.readouterr().err
+
+
+def test_sim_is_a_train_command(capsys):
+    from accelerando.train_cli import TRAINERS
+
+    assert TRAINERS["sim"] == "accelerando.accelerate_dit.sim.train"
+    with pytest.raises(SystemExit):
+        main(["train", "sim", "--help"])
+    assert "usage: accelerando train sim" in capsys.readouterr().out

@@ -45,7 +45,7 @@ LABEL_KEYS = ("program", "pitch", "velocity")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="accelerando train sim", description=__doc__.split("\n\n")[0])
     T.add_training_args(parser, learning_rate=1e-5, train_batch_size=8, max_train_steps=20000)
     add = parser.add_argument
     add("--teacher", type=str, required=True, help="A MelDiT folder (config.json + safetensors).")
