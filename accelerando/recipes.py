@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import tempfile
@@ -172,6 +173,12 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=PRETRAINED_DIR, prefix=f".{name}-") as tmp:
         staged = Path(tmp) / name
         model.save_pretrained(staged)
+        config_file = staged / "config.json"
+        config = json.loads(config_file.read_text())
+        config.pop("_name_or_path", None)  # where it was trained is no part of the shipped checkpoint
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        for file in staged.iterdir():
+            file.chmod(0o644)
         for extra in ("README.md", "validation.png"):
             if (target / extra).is_file():
                 shutil.copy2(target / extra, staged / extra)
