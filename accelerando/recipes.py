@@ -179,7 +179,7 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         for file in staged.iterdir():
             file.chmod(0o644)
-        for extra in ("README.md", "validation.png"):
+        for extra in ("README.md", "validation.png", "learning_curve.png"):
             if (target / extra).is_file():
                 shutil.copy2(target / extra, staged / extra)
         backup = Path(tmp) / "previous"

@@ -39,3 +39,22 @@ def test_half_precision_stored_turbo_loads_as_float32():
     mel = torch.randn(1, 80, 8) - 5
     wav = turbo.synthesize(mel, generator=torch.Generator().manual_seed(0))
     assert wav.shape == (1, 8 * 256) and torch.isfinite(wav).all()
+
+
+def test_bundled_fregrad_turns_silence_into_near_silence_without_a_quarter_rate_line():
+    """The two faults the first bundled FreGrad had: a -21 dB noise floor and a steady tone at fs/4."""
+    import math
+
+    import numpy as np
+    import torch
+    from scipy.signal import welch
+
+    from accelerando.pretrained.loading import load
+
+    model = load("fregrad-speech")
+    silent = torch.full((1, 80, 172), math.log(1e-5))  # 2 s of digital silence's mel
+    wav = model.synthesize(silent, generator=torch.Generator().manual_seed(0))[0].numpy()
+    assert 20 * np.log10(np.sqrt(np.mean(wav**2)) + 1e-12) < -50  # reference pauses: about -58 dBFS
+    f, p = welch(wav, fs=22050, nperseg=2048)
+    i = int(np.abs(f - 22050 / 4).argmin())
+    assert p[i - 1 : i + 2].max() / np.median(p[i - 40 : i + 40]) < 5
