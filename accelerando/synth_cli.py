@@ -36,16 +36,17 @@ def resolve_model_dir(instrument: str, model: str | None) -> Path:
     from accelerando.pretrained import PRETRAINED_DIR
 
     if model is not None:
+        from accelerando.pretrained.loading import resolve
+
         path = Path(model)
         if not path.exists():
             raise FileNotFoundError(f"--model {str(path)!r} does not exist")
-        if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
-            return path / "model"  # a training output_dir / checkpoint folder
-        if not (path / "config.json").is_file():
+        try:
+            return resolve(path)  # a model folder, or a training output_dir / checkpoint with model/
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"--model {str(path)!r} holds no config.json; pass a NEWT save_pretrained folder"
-            )
-        return path
+            ) from None
     path = PRETRAINED_DIR / f"newt-{instrument}"
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
