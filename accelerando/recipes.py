@@ -155,16 +155,15 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
     """
     from accelerando.pretrained import PRETRAINED_DIR
     from accelerando.pretrained.loading import load
-    from accelerando.training import MODEL_SUBFOLDER
 
     recipe = _recipe(name)
     if checkpoint is None:
-        step, latest = _latest(recipe.stages[-1].run)
+        _, latest = _latest(recipe.stages[-1].run)
         if latest is None:
             raise FileNotFoundError(
                 f"{recipe.stages[-1].run} has no checkpoint to export; run the recipe first"
             )
-        checkpoint = latest / MODEL_SUBFOLDER
+        checkpoint = latest  # the loader takes the checkpoint's model/ sub-folder
     source = Path(checkpoint)
     model = load(source)
     if recipe.float16:
