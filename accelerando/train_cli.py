@@ -16,6 +16,7 @@ import importlib
 TRAINERS: dict[str, str] = {
     "fregrad": "accelerando.vocoders.fregrad.train",
     "newt": "accelerando.vocoders.newt.train",
+    "newt-speech": "accelerando.vocoders.newt.mel_train",
     "periodwave": "accelerando.vocoders.periodwave.train",
     "periodwave-turbo": "accelerando.vocoders.periodwave.train_turbo",
     "meldit": "accelerando.generation.train",

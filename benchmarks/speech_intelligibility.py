@@ -65,7 +65,7 @@ SENTENCES = Path(__file__).resolve().parent / "data" / "intelligibility_sentence
 VOICE = "slt"
 GRIFFIN_LIM = "griffin-lim"
 GL_ITERATIONS = 32
-MEL_VOCODER_ROLES = ("periodwave_turbo", "fregrad", "periodwave")  # roles of discover_checkpoints
+MEL_VOCODER_ROLES = ("mel_newt", "periodwave_turbo", "fregrad", "periodwave")  # roles of discover_checkpoints
 SHOWN = ("mstft", "pesq_wb", "vuv_f1")  # copy-synthesis columns of the table
 ROW_KEYS = ("wer_copy", "wer_tts", "mstft", "pesq_wb", "vuv_f1", "rtf")  # a recorded vocoder row
 

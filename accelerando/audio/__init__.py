@@ -7,7 +7,7 @@ the STFT magnitude, ``T // hop`` frames), so any acoustic model can drive any vo
 - ``io``: :func:`load_audio`, :func:`save_audio` (atomic), :func:`resample` (soxr).
 - ``dwt``: :func:`dwt_haar`, :func:`idwt_haar` (orthonormal one-level Haar, FreGrad).
 - ``losses``: :class:`MultiResolutionSTFTLoss`, :class:`MultiScaleMelLoss`.
-- ``features``: :func:`extract_f0` (pYIN), :func:`extract_loudness`, :func:`normalize_loudness`.
+- ``features``: :func:`extract_f0` (pYIN), :func:`cached_f0`, :func:`extract_loudness`, :func:`normalize_loudness`.
 
 Example::
 
@@ -19,7 +19,7 @@ Example::
 """
 
 from .dwt import dwt_haar, idwt_haar
-from .features import extract_f0, extract_loudness, normalize_loudness
+from .features import cached_f0, extract_f0, extract_loudness, normalize_loudness
 from .io import load_audio, resample, save_audio
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from .mel import MelConfig, MelSpectrogram, mel_spectrogram
@@ -30,6 +30,7 @@ __all__ = [
     "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",
     "dwt_haar",
+    "cached_f0",
     "extract_f0",
     "extract_loudness",
     "idwt_haar",

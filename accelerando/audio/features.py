@@ -8,6 +8,9 @@ mels of one clip line up frame for frame. NumPy in, NumPy out (data preparation,
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import librosa
 import numpy as np
 import torch
@@ -64,6 +67,45 @@ def extract_f0(
     f0, voiced, prob = f0[:frames], voiced[:frames], prob[:frames]
     f0 = np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
     return f0, voiced.astype(bool), np.nan_to_num(prob, nan=0.0).astype(np.float32)
+
+
+def cached_f0(
+    wav: np.ndarray | Tensor,
+    sr: int,
+    cache_path: str | os.PathLike | None,
+    hop_length: int = 256,
+    fmin: float = 65.0,
+    fmax: float = 2093.0,
+    num_frames: int | None = None,
+) -> np.ndarray:
+    """:func:`extract_f0`'s f0 (Hz, ``0.0`` where unvoiced), read from or written to a ``.npy`` cache.
+
+    The cache file is written atomically (a killed run never leaves half an array), so several trainings
+    may share one cache folder. The cache is keyed by path only: use one folder per ``(hop, fmin, fmax)``.
+    Audio shorter than one hop is zero-padded to it. With ``num_frames`` the track is cut or zero-padded
+    to that many frames (e.g. the mel's).
+
+    Returns:
+        ``(frames,)`` float32.
+    """
+    from accelerando.fileio import atomic_path
+
+    path = Path(cache_path) if cache_path is not None else None
+    f0: np.ndarray | None = None
+    if path is not None and path.is_file():
+        f0 = np.load(path, allow_pickle=False)
+    if f0 is None:
+        y = _as_mono(wav, "cached_f0")
+        if len(y) < hop_length:
+            y = np.pad(y, (0, hop_length - len(y)))
+        f0 = extract_f0(y, sr, hop_length, fmin=fmin, fmax=fmax)[0].astype(np.float32)
+        if path is not None:
+            with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+                np.save(handle, f0, allow_pickle=False)
+    f0 = np.asarray(f0, dtype=np.float32)
+    if num_frames is not None:
+        f0 = np.pad(f0[:num_frames], (0, max(0, num_frames - len(f0))))
+    return f0
 
 
 def extract_loudness(

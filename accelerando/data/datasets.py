@@ -170,9 +170,10 @@ class AudioSegmentDataset(Dataset):
         cfg: mel front end (its ``sample_rate`` is the audio rate).
         seed: crops are a function of ``(seed, epoch, index)``; :meth:`set_epoch` draws new ones.
 
-    Items: ``{"audio": (segment_length,), "mel": (n_mels, segment_length // hop), "id": str}``;
-    clips shorter than ``segment_length`` are zero-padded at the end. Crop starts are multiples of
-    the hop, so the crop's mel frames line up with the full clip's.
+    Items: ``{"audio": (segment_length,), "mel": (n_mels, segment_length // hop), "id": str,
+    "start_frame": int}``; clips shorter than ``segment_length`` are zero-padded at the end. Crop starts
+    are multiples of the hop (``start_frame * hop``), so the crop's mel frames line up with the full
+    clip's (and with frame features of the full clip, such as its f0).
     """
 
     def __init__(
@@ -213,6 +214,7 @@ class AudioSegmentDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         audio, item_id = self._audio(index)  # (T,)
         hop, length = self.cfg.hop_length, self.segment_length
+        start = 0
         if audio.numel() <= length:
             segment = torch.nn.functional.pad(audio, (0, length - audio.numel()))
         else:
@@ -224,4 +226,5 @@ class AudioSegmentDataset(Dataset):
             "audio": segment,
             "mel": mel_spectrogram(segment, self.cfg)[0],
             "id": item_id,
+            "start_frame": start // hop,
         }  # (n_mels, L // hop)

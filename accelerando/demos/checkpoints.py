@@ -25,6 +25,7 @@ ROLES: dict[str, tuple[str, str]] = {
     "meldit": ("MelDiT notes pipeline", "accelerando train meldit"),
     "meldit_sim": ("SIM one-step MelDiT", "accelerate launch -m accelerando.accelerate_dit.sim.train"),
     "newt": ("NEWT instrument", "accelerando train newt"),
+    "mel_newt": ("MelNEWT speech vocoder", "accelerando recipe newt-speech"),
 }
 
 
@@ -76,6 +77,8 @@ def discover_checkpoints(root: str | Path | None = None) -> dict[str, Any]:
             found.setdefault("periodwave", folder)
         elif name.startswith(("meldit-sim", "sim-")) and cls == "MelDiT":
             found.setdefault("meldit_sim", folder)
+        elif cls == "MelNEWT":
+            found.setdefault("mel_newt", folder)
         elif name.startswith("newt-"):
             found.setdefault("newt", {})[folder.name[len("newt-") :]] = folder
     return found

@@ -35,9 +35,15 @@ VARIANTS: tuple[VocoderVariant, ...] = (
     VocoderVariant("FreGrad (2 steps)", "fregrad", 2),
     VocoderVariant("PeriodWave (16 steps)", "periodwave", 16),
     VocoderVariant("PeriodWave-Turbo", "periodwave_turbo", None),
+    VocoderVariant("MelNEWT", "mel_newt", None),
     VocoderVariant("Griffin-Lim", None, None),
 )
-_CLASSES = {"fregrad": "FreGrad", "periodwave": "PeriodWave", "periodwave_turbo": "PeriodWaveTurbo"}
+_CLASSES = {
+    "fregrad": "FreGrad",
+    "periodwave": "PeriodWave",
+    "periodwave_turbo": "PeriodWaveTurbo",
+    "mel_newt": "MelNEWT",
+}
 
 
 def available_variants(cache: ModelCache) -> list[VocoderVariant]:

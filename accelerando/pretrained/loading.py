@@ -35,13 +35,14 @@ MODEL_CLASSES: dict[str, str] = {
     "PeriodWave": "accelerando.vocoders",
     "PeriodWaveTurbo": "accelerando.vocoders",
     "NEWT": "accelerando.vocoders",
+    "MelNEWT": "accelerando.vocoders",
     "PriorGradBaseline": "accelerando.vocoders.fregrad.baseline",
     "IncrementalFastPitch": "accelerando.tts",
     "MelDiT": "accelerando.generation",
     "NoteClassifier": "accelerando.generation.classifier",
     "MelDiTPipeline": "accelerando.generation",
 }
-MEL_VOCODERS = ("FreGrad", "PeriodWave", "PeriodWaveTurbo")
+MEL_VOCODERS = ("FreGrad", "PeriodWave", "PeriodWaveTurbo", "MelNEWT")
 _MODEL_SUBFOLDER = "model"  # what training scripts write inside output_dir and each checkpoint
 
 

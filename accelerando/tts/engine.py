@@ -13,7 +13,10 @@ first ``crossfade_frames`` of each new segment with the previous window's predic
 frames. For a vocoder whose receptive field is within ``left_context_frames`` to the left and
 ``lookahead_frames - crossfade_frames`` to the right, the stream equals the whole-utterance
 synthesis to float precision; for global or stochastic vocoders (Griffin-Lim, FreGrad) the
-cross-fade keeps the seams click-free (``tests/tts/test_tts_engine.py`` checks both).
+cross-fade keeps the seams click-free (``tests/tts/test_tts_engine.py`` checks both). A vocoder that
+streams natively (class attribute ``streams_mel = True`` and ``stream(seed=...)`` returning an object with
+``push(mel_chunk)`` and ``finish()``, e.g. :class:`accelerando.vocoders.MelNEWT`) carries its own state
+from chunk to chunk instead: no window is vocoded twice and the stream equals one whole call exactly.
 
 Example::
 
@@ -86,6 +89,9 @@ class StreamingVocoder:
         self._frames = 0  # frames pushed so far
         self._emitted = 0  # frames whose audio has been returned
         self._tail = np.zeros(0, dtype=np.float32)  # previous window's audio for frames after _emitted
+        self._native = None
+        if getattr(vocoder, "streams_mel", False):  # seeded as vocode() seeds a whole call
+            self._native = vocoder.stream(generator=torch.Generator().manual_seed(seed))
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
         """One vocoder pass: (n_mels, frames) → float32 (frames * hop,)."""
@@ -98,6 +104,9 @@ class StreamingVocoder:
         """Add mel frames (n_mels, frames) or (1, n_mels, frames); return newly final audio (maybe empty)."""
         if mel_chunk.dim() == 3:
             mel_chunk = mel_chunk[0]
+        if self._native is not None:  # the vocoder carries its own state: exact, no re-vocoding
+            self._frames += mel_chunk.shape[1]
+            return self._native.push(mel_chunk[None])[0].detach().float().cpu().numpy()
         self._mel = mel_chunk if self._mel is None else torch.cat([self._mel, mel_chunk], dim=1)
         self._frames += mel_chunk.shape[1]
         target = self._frames - self.lookahead
@@ -107,6 +116,10 @@ class StreamingVocoder:
 
     def finish(self) -> np.ndarray:
         """Emit everything still held back; the stream is over."""
+        if self._native is not None:
+            if self._frames == 0:
+                return np.zeros(0, dtype=np.float32)
+            return self._native.finish()[0].detach().float().cpu().numpy()
         if self._mel is None or self._emitted >= self._frames:
             return np.zeros(0, dtype=np.float32)
         return self._emit(self._frames)

@@ -6,12 +6,14 @@
   (``PeriodWaveTurbo.from_periodwave(model, num_steps=4)``, ``synthesize(mel, generator=None)``).
 - :class:`NEWT`: neural waveshaping synthesis from f0 + loudness (``synthesize(f0_hz, loudness)``,
   ``to_fast()`` for the lookup-table FastNEWT, ``stream()`` for block-by-block synthesis).
+- :class:`MelNEWT`: a mel-conditioned NEWT for speech (harmonic-plus-noise, f0 predicted from the mel;
+  ``synthesize(mel)``, ``stream()`` chunk by chunk, ``to_fast()``).
 - :class:`GriffinLim`: the training-free reference (mel inversion + fast Griffin-Lim).
 """
 
 from .fregrad import FreGrad
 from .griffin_lim import GriffinLim
-from .newt import NEWT
+from .newt import NEWT, MelNEWT
 from .periodwave import PeriodWave, PeriodWaveTurbo
 
-__all__ = ["FreGrad", "GriffinLim", "NEWT", "PeriodWave", "PeriodWaveTurbo"]
+__all__ = ["FreGrad", "GriffinLim", "MelNEWT", "NEWT", "PeriodWave", "PeriodWaveTurbo"]

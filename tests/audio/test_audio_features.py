@@ -72,3 +72,25 @@ def test_feature_errors(fn):
         fn(np.full(4096, np.nan, dtype=np.float32), SR)
     with pytest.raises(ValueError, match="at least"):
         fn(np.zeros(100, dtype=np.float32), SR)
+
+
+def test_cached_f0_computes_once_then_reads_the_cache(tmp_path, monkeypatch):
+    import accelerando.audio.features as features
+    from accelerando.audio import cached_f0
+
+    sr = 22050
+    t = np.arange(sr // 2) / sr
+    wav = (0.5 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
+    path = tmp_path / "cache" / "a.npy"
+    first = cached_f0(wav, sr, path, fmin=50.0, fmax=600.0)
+    assert path.is_file() and first.dtype == np.float32
+    assert np.median(first[first > 0]) == pytest.approx(200.0, rel=0.02)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("pYIN ran again although the cache exists")
+
+    monkeypatch.setattr(features, "extract_f0", fail)
+    again = cached_f0(np.zeros(10, np.float32), sr, path, num_frames=len(first) + 3)
+    np.testing.assert_array_equal(again[: len(first)], first)
+    assert (again[len(first) :] == 0).all() and len(again) == len(first) + 3
+    assert [p.name for p in path.parent.iterdir()] == ["a.npy"]  # no temporary file left behind

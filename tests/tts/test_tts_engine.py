@@ -14,7 +14,7 @@ from tts_helpers import CountingVocoder, LocalVocoder, tiny_fastpitch
 
 from accelerando.audio import MelConfig, mel_spectrogram
 from accelerando.tts import StreamingSynthesizer, StreamingVocoder
-from accelerando.vocoders import FreGrad, GriffinLim
+from accelerando.vocoders import FreGrad, GriffinLim, MelNEWT
 
 TEXT = "Hello world, this is a streaming test. A second sentence follows here!"
 
@@ -98,6 +98,19 @@ def test_fregrad_streams_with_fixed_noise() -> None:
     whole = engine.synthesize("Hi there.")
     assert first.shape == whole.shape and np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)  # seeded per window: reproducible
+
+
+@pytest.mark.parametrize("chunk_size", [5, 23])
+def test_a_natively_streaming_vocoder_streams_exactly(chunk_size: int) -> None:
+    """MelNEWT carries its state from chunk to chunk: the stream equals the whole call, with no context."""
+    torch.manual_seed(0)
+    vocoder = MelNEWT(hidden=16, mlp_depth=2, n_harmonics=8, n_waveshapers=2, shaper_width=4,
+                      n_noise_bands=9, noise_ir_length=32, n_pitch_bins=32).eval()  # fmt: skip
+    engine = StreamingSynthesizer(tiny_fastpitch(), vocoder, chunk_size=chunk_size)
+    streamed = np.concatenate(list(engine.stream(TEXT)))
+    whole = engine.synthesize(TEXT)
+    assert streamed.shape == whole.shape and whole.std() > 1e-4
+    np.testing.assert_allclose(streamed, whole, atol=2e-5, rtol=0)
 
 
 def test_speed_is_pace_and_voices() -> None:

@@ -33,14 +33,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from accelerando.audio import extract_f0
-from accelerando.fileio import atomic_path
+from accelerando.audio import cached_f0
 
 from ..frontend import TextFrontend
 from .aligner import beta_binomial_prior
@@ -105,21 +102,11 @@ class TTSDataset(Dataset):
 
     def pitch(self, item_id: str, audio: Tensor, num_frames: int) -> Tensor:
         """Frame f0 (Hz, 0 = unvoiced) of an utterance, ``(num_frames,)``; read from or written to the cache."""
-        path = self._cache_path(item_id)
-        f0: np.ndarray | None = None
-        if path is not None and path.is_file():
-            f0 = np.load(path, allow_pickle=False)
-        if f0 is None:
-            wav = audio
-            if wav.numel() < self.hop_length:
-                wav = F.pad(wav, (0, self.hop_length - wav.numel()))
-            f0, _, _ = extract_f0(
-                wav, self.sample_rate, self.hop_length, fmin=self.pitch_fmin, fmax=self.pitch_fmax
-            )
-            if path is not None:
-                _save_npy_atomically(path, f0.astype(np.float32))
-        pitch = torch.from_numpy(np.asarray(f0, dtype=np.float32))[:num_frames]
-        return F.pad(pitch, (0, num_frames - pitch.numel()))  # (T,)
+        f0 = cached_f0(
+            audio, self.sample_rate, self._cache_path(item_id), self.hop_length, self.pitch_fmin,
+            self.pitch_fmax, num_frames,
+        )  # fmt: skip
+        return torch.from_numpy(f0)  # (T,)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base[index]
@@ -139,12 +126,6 @@ class TTSDataset(Dataset):
             "id": str(item["id"]),
             "text": item["text"],
         }
-
-
-def _save_npy_atomically(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` so that a reader (another process, a killed run) never sees half a file."""
-    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -118,27 +118,16 @@ class MelodySegments(Dataset):
 
 def extracted_f0(melodies: Any, indices: Sequence[int], cache_dir: Path, hop: int) -> dict[str, torch.Tensor]:
     """pYIN f0 (0 Hz where unvoiced) of each melody, aligned to its control frames; cached as ``.npy``."""
-    import numpy as np
-
-    from accelerando.audio import extract_f0
-    from accelerando.fileio import atomic_path
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    out = {}
     from tqdm.auto import tqdm
 
+    from accelerando.audio import cached_f0
+
+    out = {}
     for i in tqdm(indices, desc="pYIN f0"):
         item = melodies[i]
         path = cache_dir / f"{item['id']}.npy"
         frames = item["f0_hz"].shape[0]
-        if path.is_file():
-            f0 = np.load(path)
-        else:
-            f0, voiced, _ = extract_f0(item["audio"].numpy(), melodies.sample_rate, hop_length=hop)
-            f0 = np.pad((f0 * voiced)[:frames], (0, max(0, frames - len(f0)))).astype(np.float32)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, f0)
+        f0 = cached_f0(item["audio"], melodies.sample_rate, path, hop, num_frames=frames)
         out[item["id"]] = torch.from_numpy(f0)
     return out
 

@@ -1,0 +1,499 @@
+"""MelNEWT: a mel-conditioned neural-waveshaping speech vocoder (harmonic-plus-noise, causal, streaming).
+
+NEWT (Hayes, Saitis & Fazekas, ISMIR 2021) synthesises a monophonic instrument from f0 and loudness: a
+harmonic exciter at f0, a bank of FiLM-modulated neural waveshapers, and FIR-filtered noise. MelNEWT is our
+speech vocoder in that family, for the shared 80-bin log-mel (22.05 kHz, hop 256). What it adds:
+
+- **controls from the mel**: a causal conv over the last ``context_frames`` mel frames, then a GRU (NEWT's
+  control model), gives one embedding per frame; nothing looks ahead;
+- **f0 and voicing from the mel**: a pitch head classifies each frame into ``n_pitch_bins`` log-spaced
+  bins from ``f0_min`` to ``f0_max`` (CREPE-style: trained with cross-entropy on Gaussian-blurred pYIN
+  targets, decoded as the probability-weighted mean around the arg-max) and a voicing head gives
+  ``p(voiced)``. Training feeds pYIN's f0 to the oscillator (teacher forcing); inference feeds the decoded
+  prediction;
+- **a spectral envelope on the exciter**: as in DDSP's harmonic synthesiser, an MLP predicts an overall
+  amplitude and a distribution over the ``n_harmonics`` harmonics (renormalised below Nyquist), scaled by
+  ``p(voiced)``. The weighted harmonics are the additive part of the output *and* NEWT's exciter: mixed
+  to ``n_waveshapers`` channels and shaped by the FiLM-modulated bank (FastNEWT lookup tables via
+  :meth:`MelNEWT.to_fast`);
+- **noise**: NEWT's FIR-filtered noise (``n_noise_bands`` band gains per frame); no reverb (speech is dry);
+- **alignment**: mel frame ``i`` is centred on sample ``i * hop + hop // 2``, while a causal layer reaches
+  frame ``i``'s value at the end of its hop. The synthesiser therefore renders one extra frame (the last
+  one repeated) and drops its first ``hop // 2`` samples, so every control is at its frame's centre and
+  ``synthesize`` returns exactly ``frames * hop`` samples (latency: half a hop).
+
+The harmonics start in phase (a pulse-like source, deterministic); only the noise depends on the seed,
+through counter-based noise (:func:`~.layers.hash_uniform`), so :meth:`MelNEWT.stream` reproduces a whole
+call block by block (see :class:`MelNEWTStream`).
+
+Example::
+
+    import torch
+    from accelerando.audio import mel_spectrogram
+    from accelerando.vocoders import MelNEWT
+
+    model = MelNEWT().eval()
+    mel = mel_spectrogram(torch.randn(22050) * 0.1)  # (1, 80, 86)
+    audio = model.synthesize(mel, generator=torch.Generator().manual_seed(0))  # (1, 86 * 256)
+    stream = model.stream(seed=0)
+    parts = [stream.push(mel[..., i : i + 10]) for i in range(0, 86, 10)] + [stream.finish()]
+    fast = model.to_fast()  # FastNEWT: the waveshapers become lookup tables
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
+from torch import Tensor, nn
+
+from ...modeling import AccelerandoModel
+from .layers import MLP, FilteredNoise, NEWTBank, causal_upsample, hash_uniform, seed_keys
+
+__all__ = ["MelNEWT", "MelNEWTOutput", "MelNEWTState", "MelNEWTStream", "scaled_sigmoid"]
+
+
+def scaled_sigmoid(x: Tensor) -> Tensor:
+    """DDSP's amplitude nonlinearity ``2 * sigmoid(x) ** ln(10) + 1e-7`` (range ``(1e-7, 2]``)."""
+    return 2.0 * torch.sigmoid(x) ** math.log(10.0) + 1e-7
+
+
+@dataclass
+class MelNEWTState:
+    """What one block of synthesis hands to the next (tensors lead with the batch).
+
+    ``mel_context`` holds the last ``context_frames - 1`` normalised mel frames (``None`` before the first
+    block: the first frame is then repeated); ``prev_*`` are the previous frame's controls for the upsampling
+    ramps (``None`` before the first block: the first frame is held); ``phase`` is the fundamental's phase
+    in cycles (float64); ``noise_tail`` the noise filter's overlap-add tail; ``keys`` the noise keys;
+    ``sample_index`` the index of the next rendered sample.
+    """
+
+    sample_index: int
+    keys: Tensor  # (B,) int64
+    phase: Tensor  # (B,) float64 cycles
+    noise_tail: Tensor  # (B, noise_ir_length - 1)
+    mel_context: Tensor | None = None  # (B, n_mels, context_frames - 1)
+    gru_hidden: Tensor | None = None  # (1, B, hidden)
+    prev_f0: Tensor | None = None  # (B, 1)
+    prev_amps: Tensor | None = None  # (B, n_harmonics)
+    prev_film: Tensor | None = None  # (B, 4 * n_waveshapers)
+
+
+@dataclass
+class MelNEWTOutput:
+    """A training forward pass: ``audio (B, F * hop)``, ``pitch_logits (B, F, bins)``, ``voicing_logits (B, F)``."""
+
+    audio: Tensor
+    pitch_logits: Tensor
+    voicing_logits: Tensor
+
+
+class MelNEWT(AccelerandoModel):
+    """Mel-conditioned harmonic-plus-noise NEWT: ``mel (B, n_mels, F) -> audio (B, F * hop_length)``.
+
+    Args:
+        sample_rate, hop_length, n_mels: the mel front end (:class:`accelerando.audio.MelConfig`'s defaults).
+        mel_mean, mel_std: the log-mel is normalised ``(mel - mel_mean) / mel_std`` before the encoder.
+        context_frames: mel frames seen by the causal input convolution (the current one and earlier ones).
+        hidden: conv, GRU and MLP width.
+        mlp_depth: linear layers of each control MLP (amplitudes, FiLM, noise).
+        n_harmonics: harmonics of the exciter (zeroed above Nyquist).
+        n_waveshapers, shaper_width, shaper_depth: NEWT's waveshaper bank (``n_waveshapers=0``: none).
+        n_noise_bands, noise_ir_length: the noise filter (band gains per frame, FIR taps).
+        f0_min, f0_max, n_pitch_bins: the pitch classifier's log-spaced bins.
+        use_lookup_table, lut_size, lut_range: FastNEWT (see :meth:`to_fast`).
+    """
+
+    streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        hop_length: int = 256,
+        n_mels: int = 80,
+        mel_mean: float = -6.0,
+        mel_std: float = 2.5,
+        context_frames: int = 3,
+        hidden: int = 192,
+        mlp_depth: int = 3,
+        n_harmonics: int = 80,
+        n_waveshapers: int = 8,
+        shaper_width: int = 8,
+        shaper_depth: int = 4,
+        n_noise_bands: int = 129,
+        noise_ir_length: int = 256,
+        f0_min: float = 50.0,
+        f0_max: float = 800.0,
+        n_pitch_bins: int = 192,
+        use_lookup_table: bool = False,
+        lut_size: int = 4096,
+        lut_range: float = 3.0,
+    ) -> None:
+        super().__init__()
+        for name, value in dict(
+            sample_rate=sample_rate, hop_length=hop_length, n_mels=n_mels, mel_std=mel_std,
+            context_frames=context_frames, hidden=hidden, n_harmonics=n_harmonics,
+            n_noise_bands=n_noise_bands, f0_min=f0_min, n_pitch_bins=n_pitch_bins,
+        ).items():  # fmt: skip
+            if not value > 0:
+                raise ValueError(f"MelNEWT {name} must be positive; got {value!r}")
+        if hop_length % 2:
+            raise ValueError(f"MelNEWT hop_length must be even (half-hop alignment); got {hop_length}")
+        if mlp_depth < 2 or n_waveshapers < 0 or noise_ir_length < 2:
+            raise ValueError(
+                f"MelNEWT needs mlp_depth >= 2, n_waveshapers >= 0 and noise_ir_length >= 2; "
+                f"got {mlp_depth}, {n_waveshapers}, {noise_ir_length}"
+            )
+        if not f0_max > f0_min:
+            raise ValueError(f"MelNEWT f0_max must exceed f0_min; got {f0_min}, {f0_max}")
+        self.input_conv = nn.Conv1d(n_mels, hidden, context_frames)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.control_proj = nn.Linear(hidden, hidden)
+        self.pitch_head = nn.Linear(hidden, n_pitch_bins)
+        self.voicing_head = nn.Linear(hidden, 1)
+        self.amp_mlp = MLP(hidden, hidden, 1 + n_harmonics, mlp_depth)
+        self.noise_mlp = MLP(hidden, hidden, n_noise_bands, mlp_depth)
+        if n_waveshapers:
+            self.film_mlp = MLP(hidden, hidden, 4 * n_waveshapers, mlp_depth)
+            self.harmonic_mixer = nn.Conv1d(n_harmonics, n_waveshapers, 1)
+            self.newt = NEWTBank(
+                n_waveshapers, shaper_width, shaper_depth, use_lookup_table, lut_size, lut_range
+            )
+        self.noise = FilteredNoise(noise_ir_length, hop_length)
+        with torch.no_grad():  # start quiet: a little harmonic energy, almost no noise
+            self.amp_mlp.net[-1].bias[0].fill_(-3.0)
+            self.noise_mlp.net[-1].bias.fill_(-5.0)
+        log_bins = torch.linspace(math.log(f0_min), math.log(f0_max), n_pitch_bins)
+        self.register_buffer("log_f0_bins", log_bins, persistent=False)
+
+    # ------------------------------------------------------------------------------------------ pitch
+
+    @property
+    def bins_per_octave(self) -> float:
+        cfg = self.config
+        return (cfg.n_pitch_bins - 1) / math.log2(cfg.f0_max / cfg.f0_min)
+
+    def f0_to_bin(self, f0_hz: Tensor) -> Tensor:
+        """Fractional pitch-bin index of ``f0_hz`` (clamped to the bin range), same shape."""
+        cfg = self.config
+        f0 = f0_hz.clamp(cfg.f0_min, cfg.f0_max)
+        return torch.log2(f0 / cfg.f0_min) * self.bins_per_octave
+
+    def decode_f0(self, pitch_logits: Tensor, window: int = 4) -> Tensor:
+        """``(B, F, bins)`` logits -> ``(B, F)`` Hz: the probability-weighted mean log-f0 within ``window``
+        bins of the arg-max (CREPE's local average)."""
+        probs = pitch_logits.float().softmax(-1)
+        centre = probs.argmax(-1, keepdim=True)  # (B, F, 1)
+        index = torch.arange(probs.shape[-1], device=probs.device)
+        near = ((index - centre).abs() <= window).to(probs.dtype)  # (B, F, bins)
+        weights = probs * near
+        log_f0 = (weights * self.log_f0_bins.to(probs.dtype)).sum(-1) / weights.sum(-1).clamp_min(1e-12)
+        return log_f0.exp()
+
+    def pitch_targets(self, f0_hz: Tensor, sigma_bins: float = 1.25) -> Tensor:
+        """Gaussian-blurred one-hot targets ``(B, F, bins)`` for voiced ``f0_hz (B, F)`` (rows sum to 1)."""
+        index = torch.arange(self.config.n_pitch_bins, device=f0_hz.device, dtype=torch.float32)
+        distance = index - self.f0_to_bin(f0_hz.float()).unsqueeze(-1)
+        target = torch.exp(-0.5 * (distance / sigma_bins) ** 2)
+        return target / target.sum(-1, keepdim=True)
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def initial_state(
+        self, batch_size: int, seed: int | None = None, generator: torch.Generator | None = None
+    ) -> MelNEWTState:
+        """The state before the first frame; ``seed`` fixes the noise (``None``: drawn from ``generator``)."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+        param = self.input_conv.weight
+        return MelNEWTState(
+            sample_index=0,
+            keys=seed_keys(seed, batch_size, param.device),
+            phase=torch.zeros(batch_size, dtype=torch.float64, device=param.device),
+            noise_tail=torch.zeros(
+                batch_size, self.config.noise_ir_length - 1, device=param.device, dtype=param.dtype
+            ),
+        )
+
+    # ------------------------------------------------------------------------------------------ render
+
+    def render(
+        self, mel: Tensor, state: MelNEWTState, f0_hz: Tensor | None = None
+    ) -> tuple[Tensor, MelNEWTState, MelNEWTOutput]:
+        """One causal block: ``mel (B, n_mels, F)`` -> ``(audio (B, F * hop), next state, heads)``.
+
+        ``f0_hz (B, F)`` feeds the oscillator instead of the predicted f0 (teacher forcing in training).
+        The audio is the causal render (controls reached at the end of each hop); :meth:`forward` and
+        :class:`MelNEWTStream` shift it by half a hop.
+        """
+        cfg = self.config
+        hop = cfg.hop_length
+        batch, _, frames = mel.shape
+        x = (mel - cfg.mel_mean) / cfg.mel_std
+        context = state.mel_context
+        if context is None:
+            context = x[:, :, :1].expand(-1, -1, cfg.context_frames - 1)
+        x = torch.cat([context, x], dim=-1)  # (B, n_mels, context - 1 + F)
+        h = F.leaky_relu(self.input_conv(x), 0.2).transpose(1, 2)  # (B, F, H)
+        h, gru_hidden = self.gru(h, state.gru_hidden)
+        emb = self.control_proj(h)  # (B, F, H)
+        pitch_logits = self.pitch_head(emb)  # (B, F, bins)
+        voicing_logits = self.voicing_head(emb)[..., 0]  # (B, F)
+        if f0_hz is None:
+            with torch.no_grad():
+                f0_hz = self.decode_f0(pitch_logits).to(emb.dtype)
+        f0_hz = f0_hz.to(emb.dtype)
+
+        f0_frames = f0_hz.unsqueeze(1)  # (B, 1, F)
+        prev_f0 = f0_frames[:, :, 0] if state.prev_f0 is None else state.prev_f0  # (B, 1)
+        ramp_f0 = torch.maximum(f0_hz, torch.cat([prev_f0, f0_hz[:, :-1]], dim=-1))  # highest f0 of each hop
+        raw = self.amp_mlp(emb)  # (B, F, 1 + K)
+        k = torch.arange(1, cfg.n_harmonics + 1, device=mel.device, dtype=emb.dtype)
+        below_nyquist = k * ramp_f0.unsqueeze(-1) < cfg.sample_rate / 2  # (B, F, K)
+        distribution = raw[..., 1:].softmax(-1) * below_nyquist
+        distribution = distribution / distribution.sum(-1, keepdim=True).clamp_min(1e-7)
+        gain = scaled_sigmoid(raw[..., :1]) * torch.sigmoid(voicing_logits).unsqueeze(-1)  # (B, F, 1)
+        amps = gain * distribution  # (B, F, K)
+        bands = scaled_sigmoid(self.noise_mlp(emb))  # (B, F, n_noise_bands)
+
+        f0_samples = causal_upsample(f0_frames, prev_f0, hop)[:, 0]  # (B, T)
+        prev_amps = amps[:, 0] if state.prev_amps is None else state.prev_amps  # (B, K)
+        harmonic, exciter, phase = self._harmonics(f0_samples, state.phase, amps, prev_amps)
+        audio = harmonic  # (B, T): the additive part
+        film = None
+        if cfg.n_waveshapers:
+            film = self.film_mlp(emb).transpose(1, 2)  # (B, 4C, F)
+            prev_film = film[:, :, 0] if state.prev_film is None else state.prev_film
+            film_samples = causal_upsample(film, prev_film, hop)
+            audio = audio + self.newt(exciter, film_samples)
+        white = hash_uniform(state.keys, state.sample_index, frames * hop, dtype=audio.dtype)
+        noise, noise_tail = self.noise(bands, white, state.noise_tail)
+        audio = audio + noise
+        next_state = replace(
+            state,
+            sample_index=state.sample_index + frames * hop,
+            phase=phase,
+            noise_tail=noise_tail,
+            mel_context=x[:, :, x.shape[-1] - (cfg.context_frames - 1) :],
+            gru_hidden=gru_hidden,
+            prev_f0=f0_frames[:, :, -1],
+            prev_amps=amps[:, -1],
+            prev_film=None if film is None else film[:, :, -1],
+        )
+        return audio, next_state, MelNEWTOutput(audio, pitch_logits, voicing_logits)
+
+    def _harmonics(
+        self, f0_samples: Tensor, phase: Tensor, amps: Tensor, prev_amps: Tensor
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The additive harmonics and NEWT's exciter, with amplitudes ramped linearly across each hop.
+
+        ``f0_samples (B, T)``, ``phase (B,)`` float64 cycles, ``amps (B, F, K)``, ``prev_amps (B, K)`` ->
+        ``(sum_k a_k sin(2 pi k phase) (B, T), mixer(a * sines) (B, C, T) or None, end phase (B,))``.
+        Per hop the ramp ``a_prev + (a - a_prev) * r`` is linear, so both outputs are two batched matmuls of
+        the ``(hop, K)`` sine block with per-frame ``(K, 1 + C)`` matrices: nothing ``(K, T)``-sized besides
+        the sines is formed. Harmonic ``k`` has phase ``k * phase`` (all start in phase).
+        """
+        cfg = self.config
+        hop, n_harm = cfg.hop_length, cfg.n_harmonics
+        batch, samples = f0_samples.shape
+        frames = samples // hop
+        cycles = phase.unsqueeze(-1) + torch.cumsum(f0_samples.to(torch.float64) / cfg.sample_rate, dim=-1)
+        cycles = torch.remainder(cycles, 1.0)  # (B, T) in [0, 1)
+        dtype = amps.dtype
+        k = torch.arange(1, n_harm + 1, device=amps.device, dtype=dtype)
+        sines = torch.sin((2 * math.pi) * cycles.to(dtype).view(batch, frames, hop, 1) * k)  # (B, F, hop, K)
+        previous = torch.cat([prev_amps.unsqueeze(1), amps[:, :-1]], dim=1)  # (B, F, K)
+        mix = amps.new_ones(n_harm, 1)
+        if cfg.n_waveshapers:
+            mix = torch.cat([mix, self.harmonic_mixer.weight[:, :, 0].t()], dim=1)  # (K, 1 + C)
+        start = previous.unsqueeze(-1) * mix  # (B, F, K, 1 + C)
+        delta = amps.unsqueeze(-1) * mix - start
+        ramp = torch.arange(1, hop + 1, device=amps.device, dtype=dtype).div_(hop).view(hop, 1)
+        out = torch.matmul(sines, start) + ramp * torch.matmul(sines, delta)  # (B, F, hop, 1 + C)
+        harmonic = out[..., 0].reshape(batch, samples)
+        exciter = None
+        if cfg.n_waveshapers:
+            exciter = out[..., 1:].reshape(batch, samples, -1).transpose(1, 2)
+            exciter = exciter + self.harmonic_mixer.bias.view(1, -1, 1)
+        return harmonic, exciter, cycles[:, -1]
+
+    def forward(
+        self,
+        mel: Tensor,
+        f0_hz: Tensor | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MelNEWTOutput:
+        """Aligned synthesis: ``mel (B, n_mels, F)`` -> ``MelNEWTOutput`` with ``audio (B, F * hop)``.
+
+        Renders one extra frame (the last repeated) and drops the first ``hop // 2`` samples, so each
+        frame's controls sit at its centre. ``f0_hz (B, F)`` (0 where unvoiced is allowed: hold a voiced
+        value there, see :func:`fill_unvoiced`) feeds the oscillator (training); ``None`` uses the
+        predicted f0. Differentiable; ``seed=None`` draws fresh noise each call.
+        """
+        hop = self.config.hop_length
+        frames = mel.shape[-1]
+        padded = torch.cat([mel, mel[..., -1:]], dim=-1)
+        if f0_hz is not None:
+            f0_hz = torch.cat([f0_hz, f0_hz[..., -1:]], dim=-1)
+        state = self.initial_state(mel.shape[0], seed, generator)
+        audio, _, out = self.render(padded, state, f0_hz)
+        return MelNEWTOutput(
+            audio[:, hop // 2 : hop // 2 + frames * hop],
+            out.pitch_logits[:, :frames],
+            out.voicing_logits[:, :frames],
+        )
+
+    # ------------------------------------------------------------------------------------------ inference
+
+    def check_mel(self, mel: Tensor) -> Tensor:
+        """Validate a user mel: ``(n_mels, F)`` or ``(B, n_mels, F)`` -> ``(B, n_mels, F)`` on the model."""
+        mel = torch.as_tensor(mel)
+        n_mels = self.config.n_mels
+        if mel.dim() == 2:
+            mel = mel.unsqueeze(0)
+        if mel.dim() != 3 or mel.shape[1] != n_mels or mel.shape[-1] == 0:
+            raise ValueError(
+                f"mel must be (B, {n_mels}, frames) or ({n_mels}, frames) with at least one frame; "
+                f"got shape {tuple(mel.shape)}"
+            )
+        if not torch.isfinite(mel).all():
+            raise ValueError(f"mel must be finite; got {int((~torch.isfinite(mel)).sum())} NaN/inf values")
+        param = self.input_conv.weight
+        return mel.to(param.device, param.dtype)
+
+    @torch.inference_mode()
+    def synthesize(
+        self,
+        mel: Tensor,
+        num_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> Tensor:
+        """``mel (B, n_mels, F)`` (natural-log mel of :func:`accelerando.audio.mel_spectrogram`) -> ``(B, F * hop)``.
+
+        ``num_steps`` is accepted for the mel-vocoder interface and ignored (MelNEWT is one pass).
+        ``seed`` (or a seed drawn from ``generator``) fixes the noise.
+        """
+        mel = self.check_mel(mel)
+        return self(mel, seed=seed, generator=generator).audio.float()
+
+    @torch.inference_mode()
+    def predict_f0(self, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f0_hz (B, F), p_voiced (B, F))`` predicted from ``mel (B, n_mels, F)``."""
+        out = self(self.check_mel(mel), seed=0)
+        return self.decode_f0(out.pitch_logits), torch.sigmoid(out.voicing_logits.float())
+
+    def stream(
+        self, batch_size: int = 1, seed: int | None = None, generator: torch.Generator | None = None
+    ) -> MelNEWTStream:
+        """A :class:`MelNEWTStream`: push mel chunks, get audio; equal to one :meth:`synthesize` call."""
+        return MelNEWTStream(self, batch_size=batch_size, seed=seed, generator=generator)
+
+    @torch.no_grad()
+    def to_fast(self) -> MelNEWT:
+        """FastNEWT: a copy whose waveshapers are ``lut_size``-entry lookup tables sampled from this model's."""
+        fast = type(self).from_config(self.config, use_lookup_table=True)
+        param = self.input_conv.weight
+        nn.Module.to(fast, param.device, param.dtype)
+        if self.config.use_lookup_table or not self.config.n_waveshapers:
+            fast.load_state_dict(self.state_dict())
+        else:
+            shared = {k: v for k, v in self.state_dict().items() if not k.startswith("newt.shaper.")}
+            missing, unexpected = fast.load_state_dict(shared, strict=False)
+            if missing != ["newt.shaper.table"] or unexpected:
+                raise RuntimeError(
+                    f"to_fast: unexpected weights (missing {missing}, unexpected {unexpected})"
+                )
+            fast.newt.shaper.table.copy_(
+                self.newt.shaper.sample_table(self.config.lut_size, self.config.lut_range)
+            )
+        return fast.train(self.training)
+
+
+def fill_unvoiced(f0_hz: Tensor, default_hz: float = 150.0) -> Tensor:
+    """``(B, F)`` f0 with 0 where unvoiced -> every frame voiced: gaps interpolated log-linearly between
+    their voiced neighbours, held at the ends (``default_hz`` for an item with no voiced frame)."""
+    out = f0_hz.clone().float()
+    for row in out:
+        voiced = torch.nonzero(row > 0)[:, 0]
+        if len(voiced) == 0:
+            row.fill_(default_hz)
+            continue
+        log_f0 = torch.log(row[voiced])
+        index = torch.arange(len(row), dtype=torch.float32, device=row.device)
+        position = torch.searchsorted(voiced.float().contiguous(), index.contiguous()).clamp(
+            1, len(voiced) - 1
+        )
+        if len(voiced) == 1:
+            row.fill_(float(row[voiced[0]]))
+            continue
+        left, right = voiced[position - 1].float(), voiced[position].float()
+        weight = ((index - left) / (right - left)).clamp(0.0, 1.0)
+        row.copy_(torch.exp(log_f0[position - 1] * (1 - weight) + log_f0[position] * weight))
+    return out.to(f0_hz.dtype)
+
+
+class MelNEWTStream:
+    """Block-by-block MelNEWT synthesis: ``push`` mel chunks, then ``finish``; the concatenated audio equals
+    one :meth:`MelNEWT.synthesize` call with the same seed (to float tolerance).
+
+    The first ``hop // 2`` rendered samples are dropped (half-hop alignment) and ``finish`` renders the
+    last frame once more to emit the final ``hop // 2`` samples.
+
+    Args:
+        model: the vocoder (``eval()`` mode).
+        batch_size: parallel streams.
+        seed, generator: fix the noise as in :meth:`MelNEWT.synthesize`.
+    """
+
+    def __init__(
+        self,
+        model: MelNEWT,
+        batch_size: int = 1,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.state = model.initial_state(batch_size, seed, generator)
+        self._skip = model.config.hop_length // 2
+        self._last: Tensor | None = None
+        self._finished = False
+
+    @property
+    def frames_pushed(self) -> int:
+        return self.state.sample_index // self.model.config.hop_length
+
+    @torch.inference_mode()
+    def push(self, mel_chunk: Tensor) -> Tensor:
+        """The audio ready after ``mel_chunk (B, n_mels, F)`` (``(n_mels, F)`` for one stream): ``(B, S)``."""
+        if self._finished:
+            raise RuntimeError("this MelNEWTStream is finished; start a new one with model.stream()")
+        mel = self.model.check_mel(mel_chunk)
+        if mel.shape[0] != self.batch_size:
+            raise ValueError(f"this stream has batch_size {self.batch_size}; got a chunk of {mel.shape[0]}")
+        audio, self.state, _ = self.model.render(mel, self.state)
+        self._last = mel[..., -1:]
+        if self._skip:
+            cut = min(self._skip, audio.shape[-1])
+            audio, self._skip = audio[:, cut:], self._skip - cut
+        return audio.float()
+
+    @torch.inference_mode()
+    def finish(self) -> Tensor:
+        """The last ``hop // 2`` samples (renders the last frame once more); the stream is then over."""
+        if self._finished:
+            raise RuntimeError("finish() was already called on this MelNEWTStream")
+        self._finished = True
+        if self._last is None:
+            return torch.zeros(self.batch_size, 0)
+        audio, self.state, _ = self.model.render(self._last, self.state)
+        return audio[:, : self.model.config.hop_length // 2].float()

@@ -1,0 +1,188 @@
+"""Train MelNEWT, the mel-conditioned NEWT speech vocoder (:mod:`accelerando.vocoders.newt.mel_newt`).
+
+NEWT's recipe (Adam, lr 1e-3 decayed by 0.9 every 10k steps, gradient norm clipped at 2.0, multi-resolution
+STFT loss) on random crops of an LJSpeech-style corpus, plus the pitch heads' losses:
+
+- the oscillator runs at pYIN's f0 (teacher forcing; unvoiced gaps filled log-linearly between voiced
+  neighbours with :func:`~.mel_newt.fill_unvoiced`), computed once per utterance and cached as ``.npy`` in
+  ``output_dir/f0_cache`` (search range ``--f0_min``..``--f0_max``);
+- ``--pitch_loss_weight`` x cross-entropy of the pitch classifier against Gaussian-blurred pYIN bins on
+  voiced frames, ``--voicing_loss_weight`` x binary cross-entropy of the voicing head.
+
+At each checkpoint a few validation utterances are synthesised *from the mel alone* (predicted f0) to
+``output_dir/validation/step-N/`` with mel L1 and M-STFT in the log, as for the other mel vocoders.
+
+Example::
+
+    accelerate launch -m accelerando.vocoders.newt.mel_train --data_dir corpora/speech \\
+        --output_dir runs/newt-speech --max_train_steps 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from accelerando import training as T
+from accelerando.audio import MelConfig, MultiResolutionSTFTLoss, cached_f0
+from accelerando.vocoders.newt.mel_newt import MelNEWT, fill_unvoiced
+from accelerando.vocoders.training_utils import add_vocoder_data_arguments, run_validation, vocoder_datasets
+
+__all__ = ["add_arguments", "main", "parse_args", "utterance_f0"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """MelNEWT's flags, the shared vocoder data flags and the shared training flags (NEWT's defaults)."""
+    add = parser.add_argument
+    add("--model_config", type=str, default=None, help="A MelNEWT config.json (default: MelNEWT()).")
+    add("--f0_min", type=T.positive_float, default=50.0, help="pYIN search range, low end (Hz).")
+    add("--f0_max", type=T.positive_float, default=600.0, help="pYIN search range, high end (Hz).")
+    add("--pitch_loss_weight", type=float, default=0.1, help="Weight of the pitch cross-entropy.")
+    add("--voicing_loss_weight", type=float, default=0.1, help="Weight of the voicing cross-entropy.")
+    add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
+    add("--lr_decay_interval", type=T.positive_int, default=10_000, help="Steps between decays.")
+    add("--validation_num_steps", type=T.positive_int, default=1, help="Unused by MelNEWT (one pass).")
+    add_vocoder_data_arguments(parser, segment_frames=64, energy_max_default="4.0")
+    return T.add_training_args(
+        parser,
+        output_dir="output/newt-speech",
+        train_batch_size=16,
+        learning_rate=1e-3,
+        max_train_steps=50_000,
+        checkpointing_steps=1000,
+        max_grad_norm=2.0,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="accelerando train newt-speech",
+        description="Train MelNEWT, the mel-conditioned NEWT speech vocoder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    args = add_arguments(parser).parse_args(argv)
+    if not args.f0_max > args.f0_min:
+        parser.error(f"--f0_max ({args.f0_max}) must exceed --f0_min ({args.f0_min})")
+    return args
+
+
+def utterance_f0(
+    utterances: Any, cache_dir: Path, f0_min: float, f0_max: float, cfg: MelConfig = MelConfig()
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{id: (f0 with unvoiced gaps filled (frames,), voiced (frames,) bool)}`` for every utterance.
+
+    pYIN runs once per utterance (cached as ``cache_dir/<id>.npy``); frames line up with the mel's.
+    """
+    from tqdm.auto import tqdm
+
+    out = {}
+    for i in tqdm(range(len(utterances)), desc="pYIN f0", unit="utt"):
+        item_id = str(utterances.items[i][0])
+        path = cache_dir / f"{item_id.replace('/', '_')}.npy"
+        audio = None if path.is_file() else utterances.load_audio(i)
+        f0 = torch.from_numpy(
+            cached_f0(
+                audio if audio is not None else torch.zeros(cfg.hop_length),
+                cfg.sample_rate,
+                path,
+                cfg.hop_length,
+                f0_min,
+                f0_max,
+            )
+        )
+        out[item_id] = (fill_unvoiced(f0[None])[0], f0 > 0)
+    return out
+
+
+def crop_f0(
+    tracks: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    ids: Sequence[str],
+    starts: torch.Tensor,
+    frames: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crops' ``(f0 (B, frames), voiced (B, frames))``, zero-padded past an utterance's end."""
+    f0s, voiced = [], []
+    for item_id, start in zip(ids, starts.tolist()):
+        f0, flag = tracks[item_id]
+        f0, flag = f0[start : start + frames], flag[start : start + frames]
+        pad = frames - len(f0)
+        hold = float(f0[-1]) if len(f0) else 150.0
+        f0s.append(F.pad(f0, (0, pad), value=hold))
+        voiced.append(F.pad(flag, (0, pad)))
+    return torch.stack(f0s), torch.stack(voiced)
+
+
+def build_model(args: argparse.Namespace) -> MelNEWT:
+    if args.model_config is None:
+        return MelNEWT()
+    return MelNEWT.from_config(json.loads(Path(args.model_config).read_text()))
+
+
+def main(args: argparse.Namespace) -> Path:
+    """Train; returns the folder of the final model (``output_dir/model``)."""
+    accelerator = T.create_accelerator(args, project_name="newt-speech")
+    train_utts, crops, valid_utts = vocoder_datasets(args)
+    tracks = utterance_f0(train_utts, Path(args.output_dir) / "f0_cache", args.f0_min, args.f0_max)
+    model = build_model(args)
+    if model.config.use_lookup_table:
+        raise ValueError("Train the MLP model (use_lookup_table=False); make a FastNEWT with to_fast()")
+    logger.info("MelNEWT: %d parameters", model.num_parameters())
+    loss_fn = MultiResolutionSTFTLoss().to(accelerator.device)
+    ema = T.create_ema(model, args, accelerator)
+    T.register_checkpoint_hooks(accelerator, model, ema)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_interval, args.lr_decay)
+    loader = torch.utils.data.DataLoader(
+        crops,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(crops) >= args.train_batch_size,
+    )
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    newt = accelerator.unwrap_model(model)
+
+    def step_fn(batch: dict[str, Any], global_step: int) -> tuple[torch.Tensor, dict]:
+        audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
+        f0, voiced = crop_f0(tracks, batch["id"], batch["start_frame"], mel.shape[-1])
+        f0, voiced = f0.to(mel.device), voiced.to(mel.device)
+        out = model(mel, f0_hz=f0)
+        stft = loss_fn(out.audio, audio)
+        log_probs = out.pitch_logits.float().log_softmax(-1)
+        ce = -(newt.pitch_targets(f0) * log_probs).sum(-1)  # (B, F)
+        pitch = (ce * voiced).sum() / voiced.sum().clamp_min(1)
+        voicing = F.binary_cross_entropy_with_logits(out.voicing_logits.float(), voiced.float())
+        loss = stft + args.pitch_loss_weight * pitch + args.voicing_loss_weight * voicing
+        return loss, {"stft": stft.detach(), "pitch_ce": pitch.detach(), "voicing_bce": voicing.detach()}
+
+    global_step = T.run_training_loop(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        loader,
+        step_fn,
+        ema=ema,
+        lr_scheduler=scheduler,
+        on_epoch_start=crops.set_epoch,
+        on_checkpoint=lambda step: run_validation(accelerator, model, ema, valid_utts, args, step),
+        name="MelNEWT",
+    )
+    final = T.save_final_model(accelerator, model, args, ema)
+    if global_step % args.checkpointing_steps != 0:
+        run_validation(accelerator, model, ema, valid_utts, args, global_step)
+    accelerator.end_training()
+    return final
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,97 @@
+"""MelNEWT's training script end to end on a tiny LJSpeech-style folder written by the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from accelerando.vocoders import MelNEWT
+from accelerando.vocoders.newt import mel_train
+
+
+def _write_corpus(root, n: int = 3, seconds: float = 0.6, sr: int = 22050) -> list[str]:
+    (root / "wavs").mkdir(parents=True)
+    ids = [f"utt_{i:02d}" for i in range(n)]
+    t = np.arange(int(seconds * sr)) / sr
+    for i, item_id in enumerate(ids):
+        f0 = 140.0 + 30.0 * i
+        wav = sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 6))
+        wav[: len(t) // 4] = 0.0  # an unvoiced (silent) lead-in
+        sf.write(root / "wavs" / f"{item_id}.wav", wav.astype(np.float32), sr, subtype="PCM_16")
+    (root / "metadata.csv").write_text("".join(f"{i}|text {i}|text {i}|spk\n" for i in ids))
+    split = {"seed": 0, "train": ids[:-1], "validation": ids[-1:], "test": []}
+    (root / "split.json").write_text(json.dumps(split))
+    return ids
+
+
+def _config(path) -> str:
+    path.write_text(
+        json.dumps(
+            {
+                "hidden": 16,
+                "mlp_depth": 2,
+                "n_harmonics": 8,
+                "n_waveshapers": 2,
+                "shaper_width": 4,
+                "n_noise_bands": 9,
+                "noise_ir_length": 32,
+                "n_pitch_bins": 64,
+            }
+        )  # fmt: skip
+    )
+    return str(path)
+
+
+def _args(data, out, config, *extra: str):
+    return mel_train.parse_args(
+        [
+            "--data_dir", str(data), "--output_dir", str(out), "--model_config", config,
+            "--segment_frames", "16", "--train_batch_size", "2", "--checkpointing_steps", "2",
+            "--num_validation_items", "1", "--validation_seconds", "0.3", *extra,
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_caches_f0_saves_a_loadable_model_and_resumes(tmp_path):
+    ids = _write_corpus(tmp_path / "corpus")
+    out = tmp_path / "run"
+    config = _config(tmp_path / "config.json")
+    final = mel_train.main(_args(tmp_path / "corpus", out, config, "--max_train_steps", "2", "--use_ema"))
+
+    model = MelNEWT.from_pretrained(final)
+    assert model.config.hidden == 16 and not model.config.use_lookup_table
+    assert (out / "checkpoint-2" / "model" / "config.json").is_file()
+    assert (out / "validation" / "step-2" / f"{ids[-1]}.wav").is_file()
+    cached = sorted(p.stem for p in (out / "f0_cache").glob("*.npy"))
+    assert cached == ids[:-1]  # pYIN once per training utterance
+    f0 = np.load(out / "f0_cache" / f"{ids[0]}.npy")
+    voiced = f0[f0 > 0]
+    assert len(voiced) > 0 and np.median(voiced) == pytest.approx(140.0, rel=0.03)
+    assert (f0[:5] == 0).all()  # the silent lead-in is unvoiced
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "f0_cache").glob("*.npy")}
+    mel_train.main(
+        _args(
+            tmp_path / "corpus", out, config, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"
+        )
+    )
+    assert (out / "validation" / "step-3" / f"{ids[-1]}.wav").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "f0_cache").glob("*.npy")} == stamps  # reused
+
+
+def test_crop_f0_slices_the_utterance_tracks_and_pads_past_the_end():
+    tracks = {"a": (torch.arange(1.0, 11.0) * 10, torch.arange(10) % 2 == 0)}
+    f0, voiced = mel_train.crop_f0(tracks, ["a", "a"], torch.tensor([2, 8]), 4)
+    assert f0.tolist() == [[30.0, 40.0, 50.0, 60.0], [90.0, 100.0, 100.0, 100.0]]
+    assert voiced.tolist() == [[True, False, True, False], [True, False, False, False]]
+
+
+def test_bad_f0_range_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        mel_train.parse_args(["--data_dir", str(tmp_path), "--f0_min", "300", "--f0_max", "200"])
+    assert "--f0_max (200.0) must exceed --f0_min (300.0)" in capsys.readouterr().err
