@@ -37,9 +37,9 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from accelerando.generation.sampling import (
+from accelerando.generation.sampling import flow_model_wrapper
+from accelerando.samplers import (
     FlowModel,
-    flow_model_wrapper,
     get_sigmas_shifted,
     sample_euler,
     sample_fireflow,

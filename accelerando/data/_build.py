@@ -9,7 +9,9 @@ mistaken for a finished one, and a rebuild skips every unit whose output is alre
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -74,6 +76,15 @@ def run_tool(cmd: Sequence[str], what: str, timeout: float = 300.0, input_text: 
         tail = (proc.stderr or proc.stdout).strip()[-500:]
         raise RuntimeError(f"{what}: `{' '.join(cmd[:3])} ...` exited with status {proc.returncode}: {tail}")
     return proc.stderr
+
+
+def rows_to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
+    """Rows as CSV text with a header line."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:

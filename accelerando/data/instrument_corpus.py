@@ -15,14 +15,13 @@ release tails end before the next note, then cut into clips; that run is the res
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelerando.data import _build
+from accelerando.data._build import rows_to_csv
 from accelerando.data.midi_render import (
     DEFAULT_SOUNDFONT,
     Instrument,
@@ -172,15 +171,6 @@ def _is_silent(path: Path, threshold: float = 1e-3) -> bool:
     import soundfile as sf
 
     return float(np.abs(sf.read(str(path), dtype="float32")[0]).max()) < threshold
-
-
-def rows_to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
-    """Rows as CSV text with a header line."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def build_instrument_corpus(

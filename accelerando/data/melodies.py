@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from accelerando.data import _build
-from accelerando.data.instrument_corpus import rows_to_csv
+from accelerando.data._build import rows_to_csv
 from accelerando.data.midi_render import (
     DEFAULT_SOUNDFONT,
     TICKS_PER_SECOND,

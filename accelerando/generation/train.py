@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from accelerando import training as T
-from accelerando.accelerate_dit.fasterdit import (
+from accelerando.fasterdit import (
     TIMESTEP_SAMPLERS,
     FasterDiTRecipe,
     fasterdit_loss,

@@ -1,6 +1,6 @@
 """Benchmark reporting shared by ``accelerando bench`` and the ``benchmarks/`` scripts.
 
-- :func:`environment` -- hardware and versions (``accelerando.info.collect_info`` plus metric packages)
+- :func:`environment` -- hardware and versions (``accelerando.system.collect_info`` plus metric packages)
 - :func:`summarize` -- mean / std / median / min / max of a metric over items, ignoring ``nan``
 - :func:`write_results` -- atomic JSON writer (non-finite floats become ``null``)
 - :func:`plot_metric_distributions`, :func:`plot_speed` -- PNG figures (matplotlib, Agg backend)
@@ -25,12 +25,12 @@ _EXTRA_PACKAGES = ("numpy", "scipy", "pesq", "pystoi", "soxr", "matplotlib")
 
 def environment() -> dict[str, Any]:
     """Hardware, versions and the time of the run, for the top of every results file."""
-    from accelerando.info import _version, collect_info
     from accelerando.metrics.timing import cpu_model
+    from accelerando.system import collect_info, package_version
 
     info = collect_info()
     info["cpu_model"] = cpu_model()
-    info["versions"].update({name: _version(name) for name in _EXTRA_PACKAGES})
+    info["versions"].update({name: package_version(name) for name in _EXTRA_PACKAGES})
     info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return info
 

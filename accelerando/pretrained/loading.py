@@ -27,7 +27,15 @@ from typing import Any
 
 import accelerando.pretrained as _pretrained
 
-__all__ = ["MEL_VOCODERS", "MODEL_CLASSES", "class_name", "load", "load_mel_vocoder", "resolve"]
+__all__ = [
+    "MEL_VOCODERS",
+    "MODEL_CLASSES",
+    "class_name",
+    "load",
+    "load_mel_vocoder",
+    "model_class",
+    "resolve",
+]
 
 # _class_name -> the module that exports it (imported only when that class is loaded).
 MODEL_CLASSES: dict[str, str] = {
@@ -36,6 +44,7 @@ MODEL_CLASSES: dict[str, str] = {
     "PeriodWaveTurbo": "accelerando.vocoders",
     "NEWT": "accelerando.vocoders",
     "MelNEWT": "accelerando.vocoders",
+    "GriffinLim": "accelerando.vocoders",
     "PriorGradBaseline": "accelerando.vocoders.fregrad.baseline",
     "IncrementalFastPitch": "accelerando.tts",
     "MelDiT": "accelerando.generation",
@@ -78,8 +87,7 @@ def load(name_or_path: str | Path, expect: tuple[str, ...] | None = None, **kwar
         )
     if expect is not None and name not in expect:
         raise ValueError(f"{folder} holds a {name!r}; expected one of: {', '.join(expect)}")
-    cls = getattr(importlib.import_module(MODEL_CLASSES[name]), name)
-    model = cls.from_pretrained(str(folder), **kwargs)
+    model = model_class(name).from_pretrained(str(folder), **kwargs)
     return model.eval() if hasattr(model, "eval") else model
 
 
@@ -94,13 +102,22 @@ def load_mel_vocoder(name_or_path: str | Path | None = None) -> Any:
         "griffinlim",
         "gl",
     ):
-        from accelerando.vocoders import GriffinLim
-
-        return GriffinLim()
+        return model_class("GriffinLim")()
     try:
         return load(name_or_path, expect=MEL_VOCODERS)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{err} For the training-free vocoder pass 'griffin-lim'.") from err
+
+
+def model_class(name: str) -> type:
+    """The class registered as ``name`` in :data:`MODEL_CLASSES`, imported on first use.
+
+    The loader sits in the core layer: it names model classes and imports them only when asked, so the
+    models depend on the core and never the other way round (as diffusers' auto classes do).
+    """
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"{name!r} is not an accelerando model class; known: {', '.join(MODEL_CLASSES)}")
+    return getattr(importlib.import_module(MODEL_CLASSES[name]), name)
 
 
 def _marker(folder: Path) -> bool:

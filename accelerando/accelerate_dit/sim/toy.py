@@ -30,10 +30,10 @@ from torch import nn
 
 from accelerando.accelerate_dit.sim.distiller import SIMConfig, SIMDistiller
 from accelerando.accelerate_dit.sim.score import ScoreModel
-from accelerando.generation.sampling import get_sigmas_uniform, sample_euler
 from accelerando.generation.toy import GaussianMixtureFlow
 from accelerando.metrics import mmd2, sliced_wasserstein2
 from accelerando.modeling import AccelerandoModel
+from accelerando.samplers import get_sigmas_uniform, sample_euler
 
 __all__ = ["TOY_CONFIG", "GMMVelocity", "ToyFlowMLP", "fit_to_teacher", "gmm_8d", "gmm_teacher", "run_toy"]
 

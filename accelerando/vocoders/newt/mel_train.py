@@ -39,6 +39,16 @@ __all__ = ["add_arguments", "main", "parse_args", "utterance_f0"]
 
 logger = logging.getLogger(__name__)
 
+# name -> (fft sizes, hop sizes, window lengths) of the MultiResolutionSTFTLoss
+SPECTRAL_LOSSES: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
+    "mrstft": ((1024, 2048, 512), (120, 240, 50), (600, 1200, 240)),
+    "multiscale": (
+        (2048, 1024, 512, 256, 128, 64),
+        (512, 256, 128, 64, 32, 16),
+        (2048, 1024, 512, 256, 128, 64),
+    ),
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """MelNEWT's flags, the shared vocoder data flags and the shared training flags (NEWT's defaults)."""
@@ -46,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--model_config", type=str, default=None, help="A MelNEWT config.json (default: MelNEWT()).")
     add("--f0_min", type=T.positive_float, default=50.0, help="pYIN search range, low end (Hz).")
     add("--f0_max", type=T.positive_float, default=600.0, help="pYIN search range, high end (Hz).")
+    add(
+        "--spectral_loss",
+        choices=sorted(SPECTRAL_LOSSES),
+        default="mrstft",
+        help="mrstft: Parallel WaveGAN's 3 resolutions (NEWT's loss); multiscale: DDSP's 6 FFT sizes 2048..64.",
+    )
     add("--pitch_loss_weight", type=float, default=0.1, help="Weight of the pitch cross-entropy.")
     add("--voicing_loss_weight", type=float, default=0.1, help="Weight of the voicing cross-entropy.")
     add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
@@ -136,7 +152,7 @@ def main(args: argparse.Namespace) -> Path:
     if model.config.use_lookup_table:
         raise ValueError("Train the MLP model (use_lookup_table=False); make a FastNEWT with to_fast()")
     logger.info("MelNEWT: %d parameters", model.num_parameters())
-    loss_fn = MultiResolutionSTFTLoss().to(accelerator.device)
+    loss_fn = MultiResolutionSTFTLoss(*SPECTRAL_LOSSES[args.spectral_loss]).to(accelerator.device)
     ema = T.create_ema(model, args, accelerator)
     T.register_checkpoint_hooks(accelerator, model, ema)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)

@@ -11,7 +11,7 @@ Lee, Choi, Lee, "PeriodWave: Multi-Period Flow Matching for High-Fidelity Wavefo
 - The period-aware estimator: one 2D U-Net shared by the periods [1, 2, 3, 5, 7] (:mod:`.modules`), a mel
   encoder run once per utterance (``encode_mel``) and reused at every ODE step, period outputs summed and
   divided by ``sqrt(len(periods))``, then a final 1D block.
-- Sampling with :mod:`accelerando.generation.sampling` (midpoint, 16 steps, temperature 0.667 by default).
+- Sampling with :mod:`accelerando.samplers` (midpoint, 16 steps, temperature 0.667 by default).
 
 Example::
 
@@ -53,11 +53,11 @@ MEL_UPSAMPLING = 4  # the mel encoder's transposed conv
 
 
 def _sampler(method: str) -> Callable[..., Tensor]:
-    from accelerando.generation import sampling
+    from accelerando import samplers
 
     if method not in SAMPLERS:
         raise ValueError(f"Unknown sampling method {method!r}; choose one of {list(SAMPLERS)}.")
-    return getattr(sampling, f"sample_{method}")
+    return getattr(samplers, f"sample_{method}")
 
 
 class PeriodWave(AccelerandoModel):
@@ -280,7 +280,7 @@ class PeriodWave(AccelerandoModel):
         ``method`` is one of ``"euler"``, ``"heun"``, ``"midpoint"`` (default, as in the paper) or
         ``"rf_solver"``; ``num_steps=None`` means 16. ``temperature`` scales the prior noise.
         """
-        from accelerando.generation.sampling import get_sigmas_uniform
+        from accelerando.samplers import get_sigmas_uniform
 
         num_steps = 16 if num_steps is None else num_steps
         sampler = _sampler(method)
