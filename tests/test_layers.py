@@ -11,8 +11,9 @@ import importlib
 import pkgutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import accelerando
 
