@@ -144,12 +144,13 @@ class StreamingVocoder:
 
 
 def vocoder_hop_length(vocoder: Any) -> int:
-    """Samples per mel frame of a vocoder (``hop_length`` attribute or ``config.hop_length``)."""
-    hop = getattr(getattr(vocoder, "config", None), "hop_length", None)  # diffusers models, GriffinLim
+    """Samples per mel frame: the ``hop_length`` of the mel-vocoder contract (:mod:`accelerando.vocoders.contract`)."""
+    hop = getattr(vocoder, "hop_length", None)
     if hop is None:
-        hop = getattr(vocoder, "hop_length", None)
-    if hop is None:
-        raise ValueError(f"Cannot tell the hop length of vocoder {type(vocoder).__name__}.")
+        raise ValueError(
+            f"{type(vocoder).__name__} has no hop_length, so it does not implement the mel-vocoder contract "
+            "(accelerando.vocoders.contract.MelVocoder: sample_rate, hop_length, synthesize(mel, ...))."
+        )
     return int(hop)
 
 

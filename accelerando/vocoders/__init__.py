@@ -1,5 +1,8 @@
 """Vocoders: mel (or controls) -> waveform.
 
+Every mel vocoder below implements the mel-vocoder contract (:class:`~accelerando.vocoders.contract.MelVocoder`:
+``sample_rate``, ``hop_length``, ``synthesize(mel, num_steps=None, generator=None, *, progress=False)``).
+
 - :class:`FreGrad`: wavelet-domain diffusion vocoder (``synthesize(mel, num_steps=None, generator=None)``).
 - :class:`PeriodWave`: period-aware flow-matching vocoder (``synthesize(mel, num_steps=16, generator=None)``).
 - :class:`PeriodWaveTurbo`: a PeriodWave fine-tuned adversarially into a 2- or 4-step generator

@@ -103,13 +103,15 @@ class GriffinLim:
         mel: torch.Tensor,
         num_steps: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
         n_iter: int | None = None,
     ) -> torch.Tensor:
         """Waveform for a log-mel ``(B, n_mels, frames)`` or ``(n_mels, frames)``.
 
         Returns ``(B, frames * hop_length)`` float32 on ``mel``'s device, frame-aligned with the
         audio the mel was computed from. ``num_steps`` and ``generator`` exist only for the shared
-        mel-vocoder contract and are ignored (use ``n_iter``; the initial phase is seeded by ``seed``).
+        mel-vocoder contract (:mod:`accelerando.vocoders.contract`) and are ignored, as is ``progress`` (use ``n_iter``; the initial phase is seeded by ``seed``).
         """
         del num_steps, generator
         if not isinstance(mel, torch.Tensor):

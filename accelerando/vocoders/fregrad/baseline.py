@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from accelerando.modeling import AccelerandoModel
+from accelerando.vocoders.contract import ConfigRates
 from accelerando.vocoders.energy import DEFAULT_ENERGY_MAX, DEFAULT_ENERGY_MIN, frame_energy
 
 from .model import DiffusionEmbedding, MelUpsampler, _conv1d
@@ -61,7 +62,7 @@ class _ResidualBlock(nn.Module):
         return (x + residual) / math.sqrt(2.0), skip
 
 
-class PriorGradBaseline(AccelerandoModel):
+class PriorGradBaseline(ConfigRates, AccelerandoModel):
     """PriorGrad / DiffWave vocoder on the raw waveform (64 channels: about 2.62M parameters).
 
     Args:
@@ -140,12 +141,19 @@ class PriorGradBaseline(AccelerandoModel):
         return std.unsqueeze(1).repeat_interleave(cfg.hop_length, dim=-1)
 
     @torch.inference_mode()
-    def synthesize(self, mel: Tensor, num_steps: int = 6, generator: torch.Generator | None = None) -> Tensor:
+    def synthesize(
+        self,
+        mel: Tensor,
+        num_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
+    ) -> Tensor:
         """Mel -> waveform by ancestral (DDPM) sampling with FreGrad's named schedules.
 
         Args:
             mel: ``(B, n_mels, frames)`` or ``(n_mels, frames)`` natural-log mel.
-            num_steps: a named schedule (50, 12, 6, 3, 2), the same betas FreGrad samples with.
+            num_steps: a named schedule (50, 12, 6, 3, 2; ``None``: 6), the same betas FreGrad samples with.
             generator: makes the output deterministic.
 
         Returns:
@@ -162,7 +170,7 @@ class PriorGradBaseline(AccelerandoModel):
             )
         param = next(self.parameters())
         mel = mel.to(device=param.device, dtype=param.dtype)
-        sched = get_schedule(self.config.noise_schedule, num_steps=num_steps)
+        sched = get_schedule(self.config.noise_schedule, num_steps=6 if num_steps is None else num_steps)
         std = self.prior_std(mel)  # (B, 1, T)
         x = torch.randn(std.shape, device=std.device, dtype=std.dtype, generator=generator) * std
         for n in range(len(sched) - 1, -1, -1):

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from accelerando.audio import MultiResolutionSTFTLoss, dwt_haar, idwt_haar
 from accelerando.audio.filters import biquad
 from accelerando.modeling import AccelerandoModel
+from accelerando.vocoders.contract import ConfigRates
 
 from .prior import (
     DEFAULT_ENERGY_MAX,
@@ -206,7 +207,7 @@ def _stft_loss(device: torch.device) -> MultiResolutionSTFTLoss:
     return MultiResolutionSTFTLoss(**STFT_LOSS_RESOLUTIONS).to(device)
 
 
-class FreGrad(AccelerandoModel):
+class FreGrad(ConfigRates, AccelerandoModel):
     """FreGrad vocoder (ICASSP 2024). ``FreGrad()`` is the paper's model (1,782,548 parameters).
 
     Args:

@@ -51,6 +51,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 
 from ...modeling import AccelerandoModel
+from ..contract import ConfigRates
 from .layers import MLP, FilteredNoise, NEWTBank, causal_upsample, hash_uniform, seed_keys
 
 __all__ = ["MelNEWT", "MelNEWTOutput", "MelNEWTState", "MelNEWTStream", "scaled_sigmoid"]
@@ -92,7 +93,7 @@ class MelNEWTOutput:
     voicing_logits: Tensor
 
 
-class MelNEWT(AccelerandoModel):
+class MelNEWT(ConfigRates, AccelerandoModel):
     """Mel-conditioned harmonic-plus-noise NEWT: ``mel (B, n_mels, F) -> audio (B, F * hop_length)``.
 
     Args:
@@ -373,11 +374,13 @@ class MelNEWT(AccelerandoModel):
         mel: Tensor,
         num_steps: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
         seed: int | None = None,
     ) -> Tensor:
         """``mel (B, n_mels, F)`` (natural-log mel of :func:`accelerando.audio.mel_spectrogram`) -> ``(B, F * hop)``.
 
-        ``num_steps`` is accepted for the mel-vocoder interface and ignored (MelNEWT is one pass).
+        ``num_steps`` and ``progress`` are part of the mel-vocoder contract and ignored (MelNEWT is one pass).
         ``seed`` (or a seed drawn from ``generator``) fixes the noise.
         """
         mel = self.check_mel(mel)

@@ -34,6 +34,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import Tensor
 
 from accelerando.modeling import AccelerandoModel
+from accelerando.vocoders.contract import ConfigRates
 from accelerando.vocoders.energy import DEFAULT_ENERGY_MAX, DEFAULT_ENERGY_MIN, frame_energy
 
 from .modules import FinalBlock, MelEncoder, PeriodUNet, TimePeriodEmbedding
@@ -60,7 +61,7 @@ def _sampler(method: str) -> Callable[..., Tensor]:
     return getattr(samplers, f"sample_{method}")
 
 
-class PeriodWave(AccelerandoModel):
+class PeriodWave(ConfigRates, AccelerandoModel):
     """The PeriodWave vocoder: ``forward(x_t, t, mel) -> velocity``; ``synthesize(mel) -> waveform``.
 
     Args:
@@ -269,11 +270,12 @@ class PeriodWave(AccelerandoModel):
     def synthesize(
         self,
         mel: Tensor,
-        num_steps: int | None = 16,
+        num_steps: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
         method: str = "midpoint",
         temperature: float = 0.667,
-        disable_progress: bool = True,
     ) -> Tensor:
         """Mel ``(B, n_mels, F)`` -> waveform ``(B, F * hop)`` by solving the flow ODE from ``t = 0`` to 1.
 
@@ -287,5 +289,5 @@ class PeriodWave(AccelerandoModel):
         mel = mel.to(self.device)
         x = self.sample_prior(mel, generator, temperature)  # (B, 1, T)
         sigmas = get_sigmas_uniform(num_steps, device=mel.device)  # 1 -> 0, i.e. t = 0 -> 1
-        x = sampler(self.velocity_fn(mel), x, sigmas, disable=disable_progress)
+        x = sampler(self.velocity_fn(mel), x, sigmas, disable=not progress)
         return x.squeeze(1)

@@ -128,14 +128,18 @@ class PeriodWaveTurbo(PeriodWave):
         mel: Tensor,
         num_steps: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
+        method: str = "euler",
         temperature: float | None = None,
-        **unused: Any,
     ) -> Tensor:
-        """Mel ``(B, n_mels, F)`` -> waveform ``(B, F * hop)`` with the fixed Euler steps (config's by default)."""
-        if unused.get("method", "euler") != "euler":
-            raise ValueError(
-                f"PeriodWaveTurbo samples with its fixed Euler steps; got method={unused['method']!r}."
-            )
+        """Mel ``(B, n_mels, F)`` -> waveform ``(B, F * hop)`` with the fixed Euler steps (config's by default).
+
+        ``progress`` is part of the mel-vocoder contract and ignored (2 or 4 steps); ``method`` can only be
+        ``"euler"`` (the steps were trained for it).
+        """
+        if method != "euler":
+            raise ValueError(f"PeriodWaveTurbo samples with its fixed Euler steps; got method={method!r}.")
         return self.generate_train(mel.to(self.device), generator, num_steps, temperature).squeeze(1)
 
 
