@@ -7,7 +7,8 @@ the start of every session. ``--max_train_steps N`` raises the budget of the las
 ``--paper`` swaps the CPU-sized settings for the paper's (for a GPU). ``--from-bundled`` starts the last
 stage from the bundled checkpoint itself when the earlier stages' runs are gone (e.g. a new machine).
 ``--export`` copies the last stage's newest checkpoint into ``accelerando/pretrained/NAME`` (float16 weights
-where the recipe says so, to keep the package small), keeping the folder's model card.
+where the recipe says so, to keep the package small; NEWT's lookup-table form where it says so, for speed),
+keeping the folder's model card.
 
 Example::
 
@@ -55,6 +56,7 @@ class Recipe:
     stages: list[Stage]
     corpus: list[str] = field(default_factory=lambda: list(CORPUS))
     float16: bool = False
+    lookup_tables: bool = False  # ship the FastNEWT form (``to_fast()``: waveshapers as lookup tables)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -110,6 +112,7 @@ RECIPES: dict[str, Recipe] = {
                 "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json".split(),
             )
         ],
+        lookup_tables=True,
     ),
 }
 
@@ -180,6 +183,8 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         checkpoint = latest  # the loader takes the checkpoint's model/ sub-folder
     source = Path(checkpoint)
     model = load(source)
+    if recipe.lookup_tables:
+        model = model.to_fast()
     if recipe.float16:
         model = model.half()
     target = PRETRAINED_DIR / name

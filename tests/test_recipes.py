@@ -69,3 +69,23 @@ def test_export_ships_the_newest_checkpoint_in_float16_and_keeps_the_card(tiny_r
 def test_unknown_recipe_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown recipe 'nope'; available: "):
         recipes.run_recipe("nope", dry_run=True)
+
+
+def test_export_can_ship_the_lookup_table_form(tmp_path, monkeypatch):
+    from accelerando.vocoders import MelNEWT
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    (tmp_path / "pretrained").mkdir()
+    run = tmp_path / "runs/newt"
+    stage = recipes.Stage("newt-speech", str(run), 10, [], [])
+    monkeypatch.setitem(
+        recipes.RECIPES, "tiny-newt", recipes.Recipe("tiny-newt", [stage], lookup_tables=True)
+    )
+    torch.manual_seed(0)
+    trained = MelNEWT(hidden=8, mlp_depth=2, n_harmonics=4, n_waveshapers=2, shaper_width=2, n_noise_bands=5,
+                      noise_ir_length=16, n_pitch_bins=16).eval()  # fmt: skip
+    trained.save_pretrained(run / "checkpoint-3" / "model")
+    shipped = MelNEWT.from_pretrained(recipes.export("tiny-newt")).eval()
+    assert shipped.config.use_lookup_table
+    mel = torch.randn(1, 80, 6) - 5
+    torch.testing.assert_close(shipped.synthesize(mel, seed=0), trained.to_fast().synthesize(mel, seed=0))
