@@ -6,7 +6,9 @@
 - :func:`energy_stats`: the energy-based prior's statistics (:mod:`accelerando.vocoders.energy`), computed
   once and written to ``output_dir/energy_stats.json``;
 - :func:`validate` and :func:`run_validation`: synthesise a few validation utterances at a checkpoint, save
-  their wavs to ``output_dir/validation/step-N/`` and log mel L1 / M-STFT.
+  their wavs to ``output_dir/validation/step-N/`` and log mel L1 / M-STFT;
+- :func:`fit_mel_vocoder`: the loop every mel vocoder's ``main`` shares (EMA, checkpoint hooks, crops loader,
+  new crops each epoch, validation at each checkpoint and at the end, the final model).
 
 A script's own flags (``--preset``, ``--validation_num_steps``, losses) stay in the script; the validation
 reads ``args.validation_num_steps`` and calls ``model.synthesize(mel, num_steps=..., generator=...)``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "add_vocoder_data_arguments",
     "check_energy_max",
     "energy_stats",
+    "fit_mel_vocoder",
     "run_validation",
     "validate",
     "vocoder_datasets",
@@ -227,3 +231,60 @@ def run_validation(
         logger.info("step %d validation: %s", step, metrics)
         accelerator.log(metrics, step=step)
     accelerator.wait_for_everyone()
+
+
+def fit_mel_vocoder(
+    accelerator: Any,
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    crops: Any,
+    valid_utts: Any,
+    step_loss: Callable[[dict[str, Any], torch.nn.Module, Any], tuple[torch.Tensor, dict]],
+    *,
+    name: str,
+    lr_scheduler: Any = None,
+) -> Path:
+    """Train a mel vocoder on random crops; returns the final model's folder (``output_dir/model``).
+
+    ``step_loss(batch, prepared_model, model) -> (loss, logs)`` computes one batch's loss: ``batch`` holds the
+    crops' ``audio (B, T)``, ``mel (B, n_mels, frames)``, ``id`` and ``start_frame``; ``prepared_model`` is the
+    model as Accelerate wraps it (call it for the forward pass that needs gradient sync) and ``model`` the
+    unwrapped one (its loss helpers). The EMA (``--use_ema``), checkpoint hooks, the crops loader, new crops
+    each epoch (the same ones after a resume), validation at every checkpoint and after the last step, and
+    the final ``save_pretrained`` are shared by FreGrad, PeriodWave and MelNEWT.
+    """
+    ema = T.create_ema(model, args, accelerator)
+    T.register_checkpoint_hooks(accelerator, model, ema)
+    loader = torch.utils.data.DataLoader(
+        crops,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(crops) >= args.train_batch_size,
+    )
+    if lr_scheduler is None:
+        prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    else:
+        prepared, optimizer, loader, lr_scheduler = accelerator.prepare(
+            model, optimizer, loader, lr_scheduler
+        )
+    unwrapped = accelerator.unwrap_model(prepared)
+    global_step = T.run_training_loop(
+        accelerator,
+        args,
+        prepared,
+        optimizer,
+        loader,
+        lambda batch, step: step_loss(batch, prepared, unwrapped),
+        ema=ema,
+        lr_scheduler=lr_scheduler,
+        on_epoch_start=crops.set_epoch,
+        on_checkpoint=lambda step: run_validation(accelerator, prepared, ema, valid_utts, args, step),
+        name=name,
+    )
+    final = T.save_final_model(accelerator, prepared, args, ema)
+    if global_step % args.checkpointing_steps != 0:
+        run_validation(accelerator, prepared, ema, valid_utts, args, global_step)
+    accelerator.end_training()
+    return Path(final)

@@ -39,7 +39,7 @@ from accelerando.vocoders.training_utils import (
     add_vocoder_data_arguments,
     check_energy_max,
     energy_stats,
-    run_validation,
+    fit_mel_vocoder,
     vocoder_datasets,
 )
 
@@ -139,40 +139,16 @@ def main(args: argparse.Namespace) -> Path:
         args.preset, energy_min=stats["energy_min"], energy_max=stats["energy_max"], **prior
     )
     logger.info("FreGrad %s: %d parameters", args.preset, model.num_parameters())
-    ema = T.create_ema(model, args, accelerator)
-    T.register_checkpoint_hooks(accelerator, model, ema)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
-    loader = torch.utils.data.DataLoader(
-        crops,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(crops) >= args.train_batch_size,
-    )
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    fregrad = accelerator.unwrap_model(model)
 
-    def step_fn(batch: dict[str, torch.Tensor], global_step: int) -> tuple[torch.Tensor, dict]:
-        audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
-        return fregrad.training_loss(audio, mel, stft_weight=args.stft_loss_weight, denoiser=model)
+    def step_loss(
+        batch: dict[str, Any], prepared: torch.nn.Module, fregrad: FreGrad
+    ) -> tuple[torch.Tensor, dict]:
+        return fregrad.training_loss(
+            batch["audio"], batch["mel"], stft_weight=args.stft_loss_weight, denoiser=prepared
+        )
 
-    global_step = T.run_training_loop(
-        accelerator,
-        args,
-        model,
-        optimizer,
-        loader,
-        step_fn,
-        ema=ema,
-        on_epoch_start=crops.set_epoch,  # new random crops each epoch, the same ones after a resume
-        on_checkpoint=lambda step: run_validation(accelerator, model, ema, valid_utts, args, step),
-        name="FreGrad",
-    )
-    final = T.save_final_model(accelerator, model, args, ema)
-    if global_step % args.checkpointing_steps != 0:
-        run_validation(accelerator, model, ema, valid_utts, args, global_step)
-    accelerator.end_training()
-    return final
+    return fit_mel_vocoder(accelerator, args, model, optimizer, crops, valid_utts, step_loss, name="FreGrad")
 
 
 if __name__ == "__main__":

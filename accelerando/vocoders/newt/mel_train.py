@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from accelerando import training as T
 from accelerando.audio import MelConfig, MultiResolutionSTFTLoss, cached_f0
 from accelerando.vocoders.newt.mel_newt import MelNEWT, fill_unvoiced
-from accelerando.vocoders.training_utils import add_vocoder_data_arguments, run_validation, vocoder_datasets
+from accelerando.vocoders.training_utils import add_vocoder_data_arguments, fit_mel_vocoder, vocoder_datasets
 
 __all__ = ["add_arguments", "main", "parse_args", "utterance_f0"]
 
@@ -153,25 +153,16 @@ def main(args: argparse.Namespace) -> Path:
         raise ValueError("Train the MLP model (use_lookup_table=False); make a FastNEWT with to_fast()")
     logger.info("MelNEWT: %d parameters", model.num_parameters())
     loss_fn = MultiResolutionSTFTLoss(*SPECTRAL_LOSSES[args.spectral_loss]).to(accelerator.device)
-    ema = T.create_ema(model, args, accelerator)
-    T.register_checkpoint_hooks(accelerator, model, ema)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_interval, args.lr_decay)
-    loader = torch.utils.data.DataLoader(
-        crops,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(crops) >= args.train_batch_size,
-    )
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    newt = accelerator.unwrap_model(model)
 
-    def step_fn(batch: dict[str, Any], global_step: int) -> tuple[torch.Tensor, dict]:
+    def step_loss(
+        batch: dict[str, Any], prepared: torch.nn.Module, newt: MelNEWT
+    ) -> tuple[torch.Tensor, dict]:
         audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
         f0, voiced = crop_f0(tracks, batch["id"], batch["start_frame"], mel.shape[-1])
         f0, voiced = f0.to(mel.device), voiced.to(mel.device)
-        out = model(mel, f0_hz=f0)
+        out = prepared(mel, f0_hz=f0)
         stft = loss_fn(out.audio, audio)
         log_probs = out.pitch_logits.float().log_softmax(-1)
         ce = -(newt.pitch_targets(f0) * log_probs).sum(-1)  # (B, F)
@@ -180,24 +171,17 @@ def main(args: argparse.Namespace) -> Path:
         loss = stft + args.pitch_loss_weight * pitch + args.voicing_loss_weight * voicing
         return loss, {"stft": stft.detach(), "pitch_ce": pitch.detach(), "voicing_bce": voicing.detach()}
 
-    global_step = T.run_training_loop(
+    return fit_mel_vocoder(
         accelerator,
         args,
         model,
         optimizer,
-        loader,
-        step_fn,
-        ema=ema,
-        lr_scheduler=scheduler,
-        on_epoch_start=crops.set_epoch,
-        on_checkpoint=lambda step: run_validation(accelerator, model, ema, valid_utts, args, step),
+        crops,
+        valid_utts,
+        step_loss,
         name="MelNEWT",
+        lr_scheduler=scheduler,
     )
-    final = T.save_final_model(accelerator, model, args, ema)
-    if global_step % args.checkpointing_steps != 0:
-        run_validation(accelerator, model, ema, valid_utts, args, global_step)
-    accelerator.end_training()
-    return final
 
 
 if __name__ == "__main__":
