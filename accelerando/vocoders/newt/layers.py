@@ -292,3 +292,28 @@ class LearnableReverb(nn.Module):
         wet = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(ir, n=n_fft), n=n_fft)[..., :total]
         out = wet + F.pad(x, (0, total - length)) + F.pad(tail, (0, total - tail.shape[-1]))
         return out[:, :length], out[:, length:]
+
+
+@torch.no_grad()
+def lookup_table_copy(model: nn.Module) -> nn.Module:
+    """FastNEWT of a NEWT-family model: a copy (same class and config, ``use_lookup_table=True``) whose
+    waveshapers (``model.newt``, a :class:`NEWTBank`) are ``lut_size``-entry tables sampled from the trained
+    shapers over ``[-lut_range, lut_range]``; every other weight is copied. A model that already uses tables,
+    or has no waveshaper bank, is copied as it is. The copy is on the model's device and dtype, in its mode.
+    """
+    config = model.config
+    fast = type(model).from_config(config, use_lookup_table=True)
+    param = next(model.parameters())
+    nn.Module.to(fast, param.device, param.dtype)  # diffusers' .to warns on any dtype argument
+    bank = getattr(model, "newt", None)
+    if config.use_lookup_table or bank is None:
+        fast.load_state_dict(model.state_dict())
+    else:
+        shared = {k: v for k, v in model.state_dict().items() if not k.startswith("newt.shaper.")}
+        missing, unexpected = fast.load_state_dict(shared, strict=False)
+        if missing != ["newt.shaper.table"] or unexpected:
+            raise RuntimeError(
+                f"to_fast: unexpected weight layout (missing {missing}, unexpected {unexpected})"
+            )
+        fast.newt.shaper.table.copy_(bank.shaper.sample_table(config.lut_size, config.lut_range))
+    return fast.train(model.training)

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ...modeling import AccelerandoModel
 from ..contract import ConfigRates
-from .layers import MLP, FilteredNoise, NEWTBank, causal_upsample, hash_uniform, seed_keys
+from .layers import MLP, FilteredNoise, NEWTBank, causal_upsample, hash_uniform, lookup_table_copy, seed_keys
 
 __all__ = ["MelNEWT", "MelNEWTOutput", "MelNEWTState", "MelNEWTStream", "scaled_sigmoid"]
 
@@ -401,22 +401,7 @@ class MelNEWT(ConfigRates, AccelerandoModel):
     @torch.no_grad()
     def to_fast(self) -> MelNEWT:
         """FastNEWT: a copy whose waveshapers are ``lut_size``-entry lookup tables sampled from this model's."""
-        fast = type(self).from_config(self.config, use_lookup_table=True)
-        param = self.input_conv.weight
-        nn.Module.to(fast, param.device, param.dtype)
-        if self.config.use_lookup_table or not self.config.n_waveshapers:
-            fast.load_state_dict(self.state_dict())
-        else:
-            shared = {k: v for k, v in self.state_dict().items() if not k.startswith("newt.shaper.")}
-            missing, unexpected = fast.load_state_dict(shared, strict=False)
-            if missing != ["newt.shaper.table"] or unexpected:
-                raise RuntimeError(
-                    f"to_fast: unexpected weights (missing {missing}, unexpected {unexpected})"
-                )
-            fast.newt.shaper.table.copy_(
-                self.newt.shaper.sample_table(self.config.lut_size, self.config.lut_range)
-            )
-        return fast.train(self.training)
+        return lookup_table_copy(self)
 
 
 def fill_unvoiced(f0_hz: Tensor, default_hz: float = 150.0) -> Tensor:

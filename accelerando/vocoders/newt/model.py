@@ -51,6 +51,7 @@ from .layers import (
     causal_upsample,
     hash32,
     hash_uniform,
+    lookup_table_copy,
     seed_keys,
 )
 
@@ -306,19 +307,4 @@ class NEWT(AccelerandoModel):
         (4096 over [-3, 3] in the paper) and read back with linear interpolation. The result is a ``NEWT``
         with ``use_lookup_table=True``; its tables are buffers, saved and loaded like any weights.
         """
-        fast = type(self).from_config(self.config, use_lookup_table=True)
-        param = self.harmonic_mixer.weight
-        nn.Module.to(fast, param.device, param.dtype)  # diffusers' .to warns on any dtype argument
-        if self.config.use_lookup_table:
-            fast.load_state_dict(self.state_dict())
-        else:
-            shared = {k: v for k, v in self.state_dict().items() if not k.startswith("newt.shaper.")}
-            missing, unexpected = fast.load_state_dict(shared, strict=False)
-            if missing != ["newt.shaper.table"] or unexpected:
-                raise RuntimeError(
-                    f"to_fast: unexpected weight layout (missing {missing}, unexpected {unexpected})"
-                )
-            fast.newt.shaper.table.copy_(
-                self.newt.shaper.sample_table(self.config.lut_size, self.config.lut_range)
-            )
-        return fast.train(self.training)
+        return lookup_table_copy(self)
