@@ -98,7 +98,9 @@ def _vocode_tab(cache: ModelCache) -> None:
             + missing_message("periodwave")
         )
     with gr.Row():
-        source = gr.Audio(label=f"Speech (≤ {LIMITS.max_audio_seconds:g} s)", **_AUDIO_IN)
+        source = gr.Audio(
+            label=f"Speech (≤ {LIMITS.max_audio_seconds:g} s)", elem_id="vocode-source", **_AUDIO_IN
+        )
         input_image = gr.Image(label="input mel", type="numpy", interactive=False)
     selected = gr.CheckboxGroup(
         [v.name for v in variants],
@@ -108,14 +110,24 @@ def _vocode_tab(cache: ModelCache) -> None:
     button = gr.Button("Vocode", variant="primary", elem_id="vocode-button")
     audios, images = [], [input_image]
     with gr.Row():
-        for variant in variants:
+        for i, variant in enumerate(variants):
             with gr.Column(min_width=220):
-                audios.append(gr.Audio(label=variant.name, interactive=False))
-                images.append(gr.Image(label=variant.name, type="numpy", interactive=False))
+                audios.append(gr.Audio(label=variant.name, interactive=False, elem_id=f"vocode-audio-{i}"))
+                images.append(
+                    gr.Image(label=variant.name, type="numpy", interactive=False, elem_id=f"vocode-image-{i}")
+                )
     table = gr.Dataframe(headers=METRIC_COLUMNS, label="Against the input", interactive=False)
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="vocode-summary")
+
+    def run(audio_path: str | None, ticked: list[str] | None) -> tuple[Any, ...]:
+        """The handler's outputs, with the boxes of vocoders that did not run hidden (not left empty)."""
+        out = vocode_tab(audio_path, ticked, cache=cache)
+        n = len(variants)
+        shown = [gr.update(value=v, visible=v is not None) for v in (*out[:n], *out[n + 1 : 2 * n + 1])]
+        return (*shown[:n], out[n], *shown[n:], *out[2 * n + 1 :])
+
     button.click(
-        functools.partial(vocode_tab, cache=cache),
+        run,
         [source, selected],
         [*audios, *images, table, summary],
         api_name="vocode",

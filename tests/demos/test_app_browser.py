@@ -101,3 +101,29 @@ def test_notes_tab_draws_a_note(browser, app_url: str, tmp_path: Path) -> None:
         _save(page, tmp_path, "notes.png")
     finally:
         page.close()
+
+
+def test_vocode_tab_hides_the_vocoders_that_did_not_run(browser, app_url: str, tone: Path, tmp_path) -> None:
+    """On a CPU the many-step variants are not ticked by default: their boxes are hidden, not left empty."""
+    page = browser.new_page()
+    try:
+        page.goto(app_url, wait_until="networkidle", timeout=60_000)
+        page.get_by_role("tab", name="Vocode").click()
+        page.locator("#vocode-source input[type=file]").set_input_files(str(tone))
+        page.wait_for_function(
+            "() => document.querySelector('#vocode-source audio, #vocode-source .waveform-container') !== null",
+            timeout=60_000,
+        )
+        page.locator("#vocode-button").click()
+        page.wait_for_function(
+            "() => document.querySelector('#vocode-summary') && "
+            "document.querySelector('#vocode-summary').innerText.includes('Vocoded')",
+            timeout=120_000,
+        )
+        assert not page.locator("#vocode-audio-0").is_visible()  # FreGrad (50 steps): not ticked
+        assert not page.locator("#vocode-image-0").is_visible()
+        ran = [i for i in range(7) if page.locator(f"#vocode-audio-{i}").is_visible()]
+        assert len(ran) >= 2 and 0 not in ran  # the ticked ones show their audio
+        _save(page, tmp_path, "vocode.png")
+    finally:
+        page.close()
