@@ -102,9 +102,10 @@ def _vocode_tab(cache: ModelCache) -> None:
             label=f"Speech (≤ {LIMITS.max_audio_seconds:g} s)", elem_id="vocode-source", **_AUDIO_IN
         )
         input_image = gr.Image(label="input mel", type="numpy", interactive=False)
+    initial = default_selection(cache)
     selected = gr.CheckboxGroup(
         [v.name for v in variants],
-        value=default_selection(cache),
+        value=initial,
         label="Vocoders to run" + (" (many-step ones are slow on a CPU)" if cache.device == "cpu" else ""),
     )
     button = gr.Button("Vocode", variant="primary", elem_id="vocode-button")
@@ -112,26 +113,36 @@ def _vocode_tab(cache: ModelCache) -> None:
     with gr.Row():
         for i, variant in enumerate(variants):
             with gr.Column(min_width=220):
-                audios.append(gr.Audio(label=variant.name, interactive=False, elem_id=f"vocode-audio-{i}"))
+                visible = variant.name in initial  # an unticked vocoder shows no empty boxes
+                audios.append(
+                    gr.Audio(
+                        label=variant.name, interactive=False, visible=visible, elem_id=f"vocode-audio-{i}"
+                    )
+                )
                 images.append(
-                    gr.Image(label=variant.name, type="numpy", interactive=False, elem_id=f"vocode-image-{i}")
+                    gr.Image(
+                        label=variant.name,
+                        type="numpy",
+                        interactive=False,
+                        visible=visible,
+                        elem_id=f"vocode-image-{i}",
+                    )  # fmt: skip
                 )
     table = gr.Dataframe(headers=METRIC_COLUMNS, label="Against the input", interactive=False)
     summary = gr.Markdown(elem_id="vocode-summary")
 
-    def run(audio_path: str | None, ticked: list[str] | None) -> tuple[Any, ...]:
-        """The handler's outputs, with the boxes of vocoders that did not run hidden (not left empty)."""
-        out = vocode_tab(audio_path, ticked, cache=cache)
-        n = len(variants)
-        shown = [gr.update(value=v, visible=v is not None) for v in (*out[:n], *out[n + 1 : 2 * n + 1])]
-        return (*shown[:n], out[n], *shown[n:], *out[2 * n + 1 :])
+    def shown(ticked: list[str] | None) -> tuple[Any, ...]:
+        """Show the boxes of the ticked vocoders only (an unticked one would stay empty)."""
+        flags = [v.name in (ticked or []) for v in variants]
+        return tuple(gr.update(visible=flag) for flag in flags + flags)
 
     button.click(
-        run,
+        functools.partial(vocode_tab, cache=cache),
         [source, selected],
         [*audios, *images, table, summary],
         api_name="vocode",
     )
+    selected.change(shown, [selected], [*audios, *images[1:]], api_visibility="private")
 
 
 def _instrument_tab(cache: ModelCache) -> None:

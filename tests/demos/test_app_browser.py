@@ -103,8 +103,9 @@ def test_notes_tab_draws_a_note(browser, app_url: str, tmp_path: Path) -> None:
         page.close()
 
 
-def test_vocode_tab_hides_the_vocoders_that_did_not_run(browser, app_url: str, tone: Path, tmp_path) -> None:
-    """On a CPU the many-step variants are not ticked by default: their boxes are hidden, not left empty."""
+def test_vocode_tab_shows_boxes_only_for_ticked_vocoders(browser, app_url: str, tone: Path, tmp_path) -> None:
+    """On a CPU the many-step variants are not ticked by default: their boxes are hidden, not left empty,
+    and ticking one shows them."""
     page = browser.new_page()
     try:
         page.goto(app_url, wait_until="networkidle", timeout=60_000)
@@ -125,5 +126,7 @@ def test_vocode_tab_hides_the_vocoders_that_did_not_run(browser, app_url: str, t
         ran = [i for i in range(7) if page.locator(f"#vocode-audio-{i}").is_visible()]
         assert len(ran) >= 2 and 0 not in ran  # the ticked ones show their audio
         _save(page, tmp_path, "vocode.png")
+        page.get_by_label("FreGrad (50 steps)").check()
+        page.locator("#vocode-audio-0").wait_for(state="visible", timeout=30_000)
     finally:
         page.close()
