@@ -32,6 +32,7 @@ __all__ = [
     "ENERGY_STATS_FILE",
     "add_vocoder_data_arguments",
     "check_energy_max",
+    "crops_loader",
     "energy_stats",
     "fit_mel_vocoder",
     "run_validation",
@@ -233,6 +234,17 @@ def run_validation(
     accelerator.wait_for_everyone()
 
 
+def crops_loader(crops: Any, args: argparse.Namespace) -> torch.utils.data.DataLoader:
+    """Shuffled batches of ``--train_batch_size`` crops (the last short batch dropped when there is a full one)."""
+    return torch.utils.data.DataLoader(
+        crops,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(crops) >= args.train_batch_size,
+    )
+
+
 def fit_mel_vocoder(
     accelerator: Any,
     args: argparse.Namespace,
@@ -256,13 +268,7 @@ def fit_mel_vocoder(
     """
     ema = T.create_ema(model, args, accelerator)
     T.register_checkpoint_hooks(accelerator, model, ema)
-    loader = torch.utils.data.DataLoader(
-        crops,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(crops) >= args.train_batch_size,
-    )
+    loader = crops_loader(crops, args)
     if lr_scheduler is None:
         prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     else:

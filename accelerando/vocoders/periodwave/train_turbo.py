@@ -40,6 +40,7 @@ from accelerando.vocoders.periodwave.turbo import TURBO_STEPS, PeriodWaveTurbo
 from accelerando.vocoders.training_utils import (
     add_vocoder_data_arguments,
     check_energy_max,
+    crops_loader,
     run_validation,
     vocoder_datasets,
 )
@@ -115,13 +116,7 @@ def main(args: argparse.Namespace) -> Path:
     T.register_checkpoint_hooks(accelerator, model, ema)
     optim_g = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
     optim_d = torch.optim.AdamW(itertools.chain(mpd.parameters(), cqtd.parameters()), lr=args.learning_rate)
-    loader = torch.utils.data.DataLoader(
-        crops,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(crops) >= args.train_batch_size,
-    )
+    loader = crops_loader(crops, args)
     model, mpd, cqtd, optim_g, optim_d, loader = accelerator.prepare(
         model, mpd, cqtd, optim_g, optim_d, loader
     )
