@@ -41,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from diffusers.configuration_utils import ConfigMixin
+from diffusers.configuration_utils import ConfigMixin, FrozenDict
 from diffusers.models.modeling_utils import ModelMixin
 from safetensors import safe_open
 
@@ -88,6 +88,22 @@ class AccelerandoModel(ModelMixin, ConfigMixin):
     """
 
     config_name = "config.json"
+
+    def register_to_config(self, **kwargs: Any) -> None:
+        """Set config values after ``__init__`` (e.g. statistics measured on the data) so that they stick.
+
+        diffusers lists the ``__init__`` arguments left at their defaults in ``_use_default_values``, and
+        ``from_config`` then drops those keys in favour of the class defaults: a value set here for such a key
+        would silently vanish from an EMA copy, a validation copy or a reload. Keys set here are therefore taken
+        off that list.
+        """
+        super().register_to_config(**kwargs)
+        if "_use_default_values" in kwargs:  # the call diffusers' __init__ wrapper makes: keep its list
+            return
+        defaults = self._internal_dict.get("_use_default_values")
+        if defaults:
+            kept = [key for key in defaults if key not in kwargs]
+            self._internal_dict = FrozenDict({**self._internal_dict, "_use_default_values": kept})
 
     def save_pretrained(
         self,

@@ -170,3 +170,21 @@ def test_failed_save_leaves_existing_folder_intact(saved, monkeypatch):
     assert (path / WEIGHTS_NAME).read_bytes() == before
     assert sorted(os.listdir(path.parent)) == ["tiny"]
     torch.testing.assert_close(TinyNet.from_pretrained(path).fc1.weight, model.fc1.weight, rtol=0, atol=0)
+
+
+class ScaledNet(AccelerandoModel):
+    @register_to_config
+    def __init__(self, width: int = 2, scale: float = 1.0):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+
+
+def test_values_registered_after_init_survive_from_config_and_reload(tmp_path):
+    """diffusers' from_config drops keys left at their __init__ defaults; a value registered later (a measured
+    statistic, the trained labels) must not vanish from an EMA copy or a reload."""
+    model = ScaledNet()
+    model.register_to_config(scale=0.25)
+    assert ScaledNet.from_config(model.config).config.scale == 0.25
+    model.save_pretrained(tmp_path / "m")
+    assert ScaledNet.from_pretrained(tmp_path / "m").config.scale == 0.25
+    assert "scale" in ScaledNet().config["_use_default_values"]  # what diffusers' __init__ records stays

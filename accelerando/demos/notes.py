@@ -42,10 +42,13 @@ def _vocoder(pipe: Any, cache: ModelCache) -> Any:
 
 
 def instrument_names(cache: ModelCache) -> list[str]:
-    """GM names of the programs the MelDiT checkpoint knows (loads it)."""
+    """GM names of the programs the MelDiT checkpoint was trained on (all it can index when its config does not
+    say, i.e. checkpoints from before ``trained_programs``); loads it."""
     from accelerando.generation import GM_PROGRAM_NAMES
 
-    return list(GM_PROGRAM_NAMES[: _pipeline(cache).transformer.config.num_programs])
+    config = _pipeline(cache).transformer.config
+    programs = config.get("trained_programs") or range(config.num_programs)
+    return [GM_PROGRAM_NAMES[p] for p in programs]
 
 
 def _check_label(value: Any, name: str) -> int:
@@ -98,7 +101,7 @@ def generate_note(
 
     names = instrument_names(cache)
     if instrument not in names:
-        raise ValueError(f"Unknown instrument {instrument!r}; this model knows {len(names)} GM programs.")
+        raise ValueError(f"Unknown instrument {instrument!r}; this model was trained on: {', '.join(names)}.")
     labels = {
         "instrument": instrument,
         "pitch": _check_label(pitch, "Pitch"),
@@ -209,9 +212,13 @@ def edit_note(
 
     names = instrument_names(cache)
     if target not in names:
-        raise ValueError(f"Unknown target instrument {target!r}.")
+        raise ValueError(
+            f"Unknown target instrument {target!r}; this model was trained on: {', '.join(names)}."
+        )
     if source and source not in names:
-        raise ValueError(f"Unknown source instrument {source!r}.")
+        raise ValueError(
+            f"Unknown source instrument {source!r}; this model was trained on: {', '.join(names)}."
+        )
     if steps is None or not 1 <= int(steps) <= 50:
         raise ValueError(f"Steps must be 1-50, got {steps!r}.")
     if inject_steps is None or not 0 <= int(inject_steps) <= int(steps):

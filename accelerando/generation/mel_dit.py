@@ -218,6 +218,8 @@ class MelDiT(AccelerandoModel):
         pitch_conditioning: ``"table"`` (DiT's learned label vector) or ``"harmonic"`` (the table plus the
             pitch's harmonic template embedded per patch row and added to the tokens; see the module notes).
         sample_rate, f_min, f_max: the ``MelConfig`` the mels come from (used by the harmonic template).
+        trained_programs: the programs the training data held (the trainer records them; ``None``: unknown).
+            Metadata only: every program index still runs, but the demo offers only these.
     """
 
     _supports_gradient_checkpointing = False
@@ -242,8 +244,16 @@ class MelDiT(AccelerandoModel):
         sample_rate: int = 22050,
         f_min: float = 0.0,
         f_max: float | None = 8000.0,
+        trained_programs: list[int] | None = None,
     ):
         super().__init__()
+        if trained_programs is not None:
+            bad = [p for p in trained_programs if not (isinstance(p, int) and 0 <= p < num_programs)]
+            if bad or not trained_programs:
+                raise ValueError(
+                    f"trained_programs must be a non-empty list of program numbers in [0, {num_programs}); "
+                    f"got {trained_programs!r}"
+                )
         ph, pw = patch_size
         if pitch_conditioning not in PITCH_CONDITIONINGS:
             raise ValueError(

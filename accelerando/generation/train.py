@@ -156,6 +156,14 @@ def sample_sigmas(
     return sample_timesteps(kind, batch_size, generator=generator, device=device, **sampler_kw)
 
 
+def dataset_programs(dataset: Any) -> list[int]:
+    """The sorted program numbers a note dataset holds (from its manifest rows when it has them)."""
+    rows = getattr(dataset, "rows", None)
+    if rows is not None:
+        return sorted({int(row["program"]) for row in rows})
+    return sorted({int(dataset[i]["program"]) for i in range(len(dataset))})
+
+
 def estimate_mel_std(dataset: Dataset, num_frames: int, max_items: int = 256) -> float:
     """Std of the log-mels of the first ``max_items`` collated notes (deterministic, so resuming agrees)."""
     items = [dataset[i] for i in range(min(len(dataset), max_items))]
@@ -199,6 +207,7 @@ def main(args: argparse.Namespace) -> MelDiT:
         class_dropout_prob=args.class_dropout_prob,
         **({} if args.pitch_conditioning is None else {"pitch_conditioning": args.pitch_conditioning}),
     )
+    model.register_to_config(trained_programs=dataset_programs(dataset))  # the demo offers only these
     # FasterDiT std modulation, kept in the saved config so sampling denormalises consistently.
     if args.data_std is not None:
         measured = estimate_mel_std(dataset, args.num_frames) / model.config.mel_std  # normalised-mel std

@@ -15,7 +15,7 @@ FASTPITCH_TINY = dict(
 )  # fmt: skip
 MELDIT_TINY = dict(
     n_mels=16, num_frames=16, patch_size=(4, 4), hidden_size=32, num_layers=2, num_attention_heads=2,
-    num_programs=8,
+    num_programs=8, trained_programs=[0, 1, 4],
 )  # fmt: skip
 NEWT_TINY = dict(
     sample_rate=8000, control_hop=32, n_harmonics=12, n_waveshapers=6, control_hidden=16, n_noise_bands=17,

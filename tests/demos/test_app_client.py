@@ -141,6 +141,10 @@ def test_notes_unknown_instrument_is_an_error(client) -> None:
     with pytest.raises(AppError) as excinfo:
         client.predict("Kazoo", 60, 100, 4, "Euler", 0.0, 1, False, 1.0, api_name="/notes")
     assert "Kazoo" in _error(excinfo)
+    with pytest.raises(AppError) as excinfo:  # a GM program the checkpoint never saw in training
+        client.predict("Honky-tonk Piano", 60, 100, 4, "Euler", 0.0, 1, False, 1.0, api_name="/notes")
+    assert "Honky-tonk Piano" in _error(excinfo)  # the dropdown offers the trained programs only:
+    assert "['Acoustic Grand Piano', 'Bright Acoustic Piano', 'Electric Piano 1']" in _error(excinfo)
 
 
 def test_edit_changes_the_instrument(client, tone: Path) -> None:

@@ -282,3 +282,13 @@ def test_presets_use_the_harmonic_cue_and_old_configs_stay_table(tmp_path):
     del config["pitch_conditioning"]
     (tmp_path / "old" / "config.json").write_text(json.dumps(config))
     assert MelDiT.from_pretrained(tmp_path / "old").config.pitch_conditioning == "table"
+
+
+def test_trained_programs_round_trip_and_bad_lists_raise(tmp_path):
+    model = MelDiT(**TINY, trained_programs=[0, 3])
+    model.save_pretrained(tmp_path / "m")
+    assert MelDiT.from_pretrained(tmp_path / "m").config.trained_programs == [0, 3]
+    assert MelDiT(**TINY).config.trained_programs is None  # unknown (checkpoints from before the option)
+    for bad in ([], [TINY.get("num_programs", 128)], [-1], ["0"]):
+        with pytest.raises(ValueError, match="trained_programs must be a non-empty list of program numbers"):
+            MelDiT(**TINY, trained_programs=bad)

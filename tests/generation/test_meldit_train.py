@@ -47,3 +47,4 @@ def test_train_script_runs_and_saves_a_loadable_model(tmp_path, monkeypatch):
     assert model_dirs, folders
     loaded = MelDiT.from_pretrained(model_dirs[0])
     assert loaded.config.hidden_size == TINY["hidden_size"]
+    assert loaded.config.trained_programs == list(range(8))  # recorded from the training notes
