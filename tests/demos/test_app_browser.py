@@ -94,7 +94,7 @@ def test_notes_tab_draws_a_note(browser, app_url: str, tmp_path: Path) -> None:
         page.locator("#notes-button").click()
         page.wait_for_function(
             "() => document.querySelector('#notes-summary') && "
-            "document.querySelector('#notes-summary').innerText.includes('speedup')",
+            "document.querySelector('#notes-summary').innerText.includes('plain run')",
             timeout=90_000,
         )
         assert page.locator("#notes-audio audio").count() >= 1

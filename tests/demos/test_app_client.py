@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,18 @@ def test_notes_reports_time_and_speedup(client) -> None:
     )
     _audio(audio)
     assert "SIM one-step" in summary
+
+
+def test_notes_plain_run_is_run_and_timed_once_per_setting(client) -> None:
+    _, _, first = client.predict(
+        "Acoustic Grand Piano", 62, 100, 4, "Euler", 0.0, 1, False, 1.0, api_name="/notes"
+    )
+    assert "this *is* the plain run" in first and "speedup" not in first  # no speedup against itself
+    plain = re.search(r"timed once per setting: ([0-9.]+) s", first).group(1)
+    _, _, second = client.predict(
+        "Acoustic Grand Piano", 62, 100, 4, "Euler", 0.0, 2, False, 1.0, api_name="/notes"
+    )
+    assert f"timed once per setting) {plain} s" in second and "speedup" in second  # the cached baseline
 
 
 def test_notes_unknown_instrument_is_an_error(client) -> None:
