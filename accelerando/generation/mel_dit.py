@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -59,6 +60,8 @@ __all__ = [
     "PRESETS",
     "MelDiT",
     "MelDiTBlock",
+    "guidance_labels",
+    "guided_velocity",
     "patchify",
     "rectified_flow_loss",
     "sincos_pos_embed_2d",
@@ -445,6 +448,34 @@ class MelDiT(AccelerandoModel):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+def guidance_labels(labels: Sequence[torch.Tensor], guidance_scale: float) -> list[torch.Tensor]:
+    """The label batches a guided forward takes: ``(B,)`` each, or ``(2B,)`` each under classifier-free guidance
+    (``guidance_scale != 1``): the conditional rows first, then the same rows with :data:`NULL_LABEL`."""
+    labels = list(labels)
+    if guidance_scale == 1.0:
+        return labels
+    return [torch.cat([v, torch.full_like(v, NULL_LABEL)]) for v in labels]
+
+
+def guided_velocity(
+    transformer: MelDiT,
+    x: torch.Tensor,
+    timestep: torch.Tensor,
+    labels: Sequence[torch.Tensor],
+    guidance_scale: float = 1.0,
+) -> torch.Tensor:
+    """Classifier-free guided velocity ``v_u + w (v_c - v_u)`` in one forward (the pipeline and the samplers' one).
+
+    ``x (B, C, n_mels, frames)`` and ``timestep (B,)`` are the conditional rows; ``labels`` come from
+    :func:`guidance_labels` with the same ``guidance_scale`` (``w``). With ``w == 1`` only the conditional rows run.
+    """
+    if guidance_scale == 1.0:
+        return transformer(x, timestep, *labels, return_dict=False)[0]
+    v = transformer(torch.cat([x, x]), torch.cat([timestep, timestep]), *labels, return_dict=False)[0]
+    v_cond, v_uncond = v.chunk(2)
+    return v_uncond + guidance_scale * (v_cond - v_uncond)
 
 
 def rectified_flow_loss(

@@ -32,7 +32,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from accelerando.generation.instruments import resolve_program
-from accelerando.generation.mel_dit import NULL_LABEL, NUM_MIDI_VALUES, MelDiT
+from accelerando.generation.mel_dit import NUM_MIDI_VALUES, MelDiT, guidance_labels, guided_velocity
 
 __all__ = ["MelDiTPipeline", "MelDiTPipelineOutput"]
 
@@ -183,10 +183,7 @@ class MelDiTPipeline(DiffusionPipeline):
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}.")
         latents = latents.to(device=device, dtype=dtype)
 
-        do_cfg = guidance_scale != 1.0
-        if do_cfg:  # conditional rows first, then the same notes with null labels
-            null = torch.full_like(program, NULL_LABEL)
-            program, pitch_t, velocity_t = (torch.cat([c, null]) for c in (program, pitch_t, velocity_t))
+        labels = guidance_labels((program, pitch_t, velocity_t), guidance_scale)
 
         if sigmas is not None:
             self.scheduler.set_timesteps(sigmas=sigmas, device=device)
@@ -198,16 +195,13 @@ class MelDiTPipeline(DiffusionPipeline):
 
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
-                model_input = torch.cat([latents, latents]) if do_cfg else latents
+                model_input = latents
                 if hasattr(self.scheduler, "scale_model_input"):
                     model_input = self.scheduler.scale_model_input(model_input, t)
                 timestep = t.expand(model_input.shape[0]).to(dtype)
-                velocity_pred = self.transformer(
-                    model_input, timestep, program, pitch_t, velocity_t, return_dict=False
-                )[0]  # (B or 2B, 1, n_mels, frames)
-                if do_cfg:
-                    v_cond, v_uncond = velocity_pred.chunk(2)
-                    velocity_pred = v_uncond + guidance_scale * (v_cond - v_uncond)
+                velocity_pred = guided_velocity(  # (B, 1, n_mels, frames)
+                    self.transformer, model_input, timestep, labels, guidance_scale
+                )
                 latents = self.scheduler.step(velocity_pred, t, latents, return_dict=False)[0]
 
                 if callback_on_step_end is not None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from accelerando.generation.mel_dit import NULL_LABEL, MelDiT
+from accelerando.generation.mel_dit import MelDiT, guidance_labels, guided_velocity
 from accelerando.samplers import (
     FlowModel,
     get_sigmas_shifted,
@@ -58,21 +58,14 @@ def flow_model_wrapper(
     forward; ``guidance_scale == 1`` runs the conditional rows only.
     """
     device = transformer.device
-    labels = [
-        torch.as_tensor(v, dtype=torch.long, device=device).reshape(-1) for v in (program, pitch, velocity)
-    ]
-    do_cfg = guidance_scale != 1.0
-    if do_cfg:
-        labels = [torch.cat([v, torch.full_like(v, NULL_LABEL)]) for v in labels]
+    labels = guidance_labels(
+        [torch.as_tensor(v, dtype=torch.long, device=device).reshape(-1) for v in (program, pitch, velocity)],
+        guidance_scale,
+    )
 
     def model(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        x_in = torch.cat([x, x]) if do_cfg else x
         timestep = (sigma.reshape(-1).expand(x.shape[0]) * 1000).to(x.dtype)
-        timestep = torch.cat([timestep, timestep]) if do_cfg else timestep
-        v = transformer(x_in.to(transformer.dtype), timestep, *labels, return_dict=False)[0].to(x.dtype)
-        if do_cfg:
-            v_cond, v_uncond = v.chunk(2)
-            v = v_uncond + guidance_scale * (v_cond - v_uncond)
-        return v
+        v = guided_velocity(transformer, x.to(transformer.dtype), timestep, labels, guidance_scale)
+        return v.to(x.dtype)
 
     return model

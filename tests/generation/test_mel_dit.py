@@ -292,3 +292,21 @@ def test_trained_programs_round_trip_and_bad_lists_raise(tmp_path):
     for bad in ([], [TINY.get("num_programs", 128)], [-1], ["0"]):
         with pytest.raises(ValueError, match="trained_programs must be a non-empty list of program numbers"):
             MelDiT(**TINY, trained_programs=bad)
+
+
+def test_guided_velocity_is_the_cfg_combination_of_two_forwards():
+    from accelerando.generation.mel_dit import NULL_LABEL, guidance_labels, guided_velocity
+
+    model = randomize(MelDiT(**TINY)).eval()
+    x = torch.randn(2, 1, TINY["n_mels"], TINY["num_frames"])
+    t = torch.tensor([300.0, 700.0])
+    labels = [torch.tensor([1, 2]), torch.tensor([60, 64]), torch.tensor([80, 100])]
+    null = [torch.full_like(v, NULL_LABEL) for v in labels]
+    with torch.no_grad():
+        v_c = model(x, t, *labels, return_dict=False)[0]
+        v_u = model(x, t, *null, return_dict=False)[0]
+        guided = guided_velocity(model, x, t, guidance_labels(labels, 2.5), 2.5)
+        plain = guided_velocity(model, x, t, guidance_labels(labels, 1.0), 1.0)
+    torch.testing.assert_close(guided, v_u + 2.5 * (v_c - v_u), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain, v_c)
+    assert [v.shape[0] for v in guidance_labels(labels, 2.5)] == [4, 4, 4]
