@@ -199,3 +199,14 @@ def test_stream_misuse_is_a_clear_error():
 def test_bad_config_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MelNEWT(**kwargs)
+
+
+def test_predict_f0_is_what_synthesis_decodes():
+    model = _tiny()
+    mel = _mel(12, batch=2)
+    f0, p_voiced = model.predict_f0(mel)
+    with torch.no_grad():
+        out = model(mel, seed=0)
+    torch.testing.assert_close(f0, model.decode_f0(out.pitch_logits))
+    torch.testing.assert_close(p_voiced, torch.sigmoid(out.voicing_logits))
+    assert f0.shape == p_voiced.shape == (2, 12) and ((f0 >= 50) & (f0 <= 800)).all()

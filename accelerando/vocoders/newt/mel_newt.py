@@ -234,15 +234,8 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         """
         cfg = self.config
         hop = cfg.hop_length
-        batch, _, frames = mel.shape
-        x = (mel - cfg.mel_mean) / cfg.mel_std
-        context = state.mel_context
-        if context is None:
-            context = x[:, :, :1].expand(-1, -1, cfg.context_frames - 1)
-        x = torch.cat([context, x], dim=-1)  # (B, n_mels, context - 1 + F)
-        h = F.leaky_relu(self.input_conv(x), 0.2).transpose(1, 2)  # (B, F, H)
-        h, gru_hidden = self.gru(h, state.gru_hidden)
-        emb = self.control_proj(h)  # (B, F, H)
+        frames = mel.shape[-1]
+        emb, x, gru_hidden = self.encode(mel, state)
         pitch_logits = self.pitch_head(emb)  # (B, F, bins)
         voicing_logits = self.voicing_head(emb)[..., 0]  # (B, F)
         if f0_hz is None:
@@ -287,6 +280,19 @@ class MelNEWT(ConfigRates, AccelerandoModel):
             prev_film=None if film is None else film[:, :, -1],
         )
         return audio, next_state, MelNEWTOutput(audio, pitch_logits, voicing_logits)
+
+    def encode(self, mel: Tensor, state: MelNEWTState) -> tuple[Tensor, Tensor, Tensor]:
+        """The causal control model: ``mel (B, n_mels, F)`` -> ``(embedding (B, F, H), normalised mel with the
+        carried context (B, n_mels, context - 1 + F), GRU hidden state)``."""
+        cfg = self.config
+        x = (mel - cfg.mel_mean) / cfg.mel_std
+        context = state.mel_context
+        if context is None:
+            context = x[:, :, :1].expand(-1, -1, cfg.context_frames - 1)
+        x = torch.cat([context, x], dim=-1)
+        h = F.leaky_relu(self.input_conv(x), 0.2).transpose(1, 2)  # (B, F, H)
+        h, gru_hidden = self.gru(h, state.gru_hidden)
+        return self.control_proj(h), x, gru_hidden
 
     def _harmonics(
         self, f0_samples: Tensor, phase: Tensor, amps: Tensor, prev_amps: Tensor
@@ -388,9 +394,10 @@ class MelNEWT(ConfigRates, AccelerandoModel):
 
     @torch.inference_mode()
     def predict_f0(self, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """``(f0_hz (B, F), p_voiced (B, F))`` predicted from ``mel (B, n_mels, F)``."""
-        out = self(self.check_mel(mel), seed=0)
-        return self.decode_f0(out.pitch_logits), torch.sigmoid(out.voicing_logits.float())
+        """``(f0_hz (B, F), p_voiced (B, F))`` predicted from ``mel (B, n_mels, F)`` (the control model only)."""
+        mel = self.check_mel(mel)
+        emb, _, _ = self.encode(mel, self.initial_state(mel.shape[0], seed=0))
+        return self.decode_f0(self.pitch_head(emb)), torch.sigmoid(self.voicing_head(emb)[..., 0].float())
 
     def stream(
         self, batch_size: int = 1, seed: int | None = None, generator: torch.Generator | None = None
