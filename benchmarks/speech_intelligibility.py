@@ -65,7 +65,6 @@ SENTENCES = Path(__file__).resolve().parent / "data" / "intelligibility_sentence
 VOICE = "slt"
 GRIFFIN_LIM = "griffin-lim"
 GL_ITERATIONS = 32
-MEL_VOCODER_ROLES = ("mel_newt", "periodwave_turbo", "fregrad", "periodwave")  # roles of discover_checkpoints
 SHOWN = ("mstft", "pesq_wb", "vuv_f1")  # copy-synthesis columns of the table
 ROW_KEYS = ("wer_copy", "wer_tts", "mstft", "pesq_wb", "vuv_f1", "rtf")  # a recorded vocoder row
 
@@ -139,7 +138,7 @@ def parse_models(items: list[str]) -> dict[str, str]:
 
 def bundled_vocoders() -> list[str]:
     """Folder names of the bundled mel vocoders (the names their recorded rows go under)."""
-    from accelerando.demos.checkpoints import discover_checkpoints
+    from accelerando.demos.checkpoints import MEL_VOCODER_ROLES, discover_checkpoints
 
     found = discover_checkpoints()
     return [found[role].name for role in MEL_VOCODER_ROLES if role in found]

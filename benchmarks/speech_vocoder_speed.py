@@ -68,11 +68,12 @@ def vocoders(models: dict[str, str], bundled: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"Griffin-Lim (32 it.)": load_mel_vocoder("griffin-lim")}
     sources = dict(models)
     if bundled:
-        from accelerando.demos.checkpoints import discover_checkpoints
+        from accelerando.demos.checkpoints import MEL_VOCODER_ROLES, discover_checkpoints
 
-        for role, folder in discover_checkpoints().items():
-            if role in ("mel_newt", "periodwave_turbo", "fregrad", "periodwave"):
-                sources.setdefault(folder.name, str(folder))
+        found = discover_checkpoints()
+        for role in MEL_VOCODER_ROLES:
+            if role in found:
+                sources.setdefault(found[role].name, str(found[role]))
     for name, path in sources.items():
         model = load_mel_vocoder(path)
         out[name] = model

@@ -70,7 +70,7 @@ def extract_f0(
 
 
 def cached_f0(
-    wav: np.ndarray | Tensor,
+    wav: np.ndarray | Tensor | None,
     sr: int,
     cache_path: str | os.PathLike | None,
     hop_length: int = 256,
@@ -83,7 +83,8 @@ def cached_f0(
     The cache file is written atomically (a killed run never leaves half an array), so several trainings
     may share one cache folder. The cache is keyed by path only: use one folder per ``(hop, fmin, fmax)``.
     Audio shorter than one hop is zero-padded to it. With ``num_frames`` the track is cut or zero-padded
-    to that many frames (e.g. the mel's).
+    to that many frames (e.g. the mel's). ``wav`` may be ``None`` when the cache file exists (so a caller need
+    not read the audio); without a cache file that is a ``ValueError``.
 
     Returns:
         ``(frames,)`` float32.
@@ -95,6 +96,8 @@ def cached_f0(
     if path is not None and path.is_file():
         f0 = np.load(path, allow_pickle=False)
     if f0 is None:
+        if wav is None:
+            raise ValueError(f"cached_f0 needs the waveform: there is no cache file at {path}")
         y = _as_mono(wav, "cached_f0")
         if len(y) < hop_length:
             y = np.pad(y, (0, hop_length - len(y)))

@@ -14,7 +14,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROLES", "ModelCache", "discover_checkpoints", "missing_message", "pick_device"]
+__all__ = [
+    "MEL_VOCODER_ROLES",
+    "ROLES",
+    "ModelCache",
+    "discover_checkpoints",
+    "missing_message",
+    "pick_device",
+]
 
 # role -> (what it is, the command that trains one)
 ROLES: dict[str, tuple[str, str]] = {
@@ -27,6 +34,12 @@ ROLES: dict[str, tuple[str, str]] = {
     "newt": ("NEWT instrument", "accelerando train newt"),
     "mel_newt": ("MelNEWT speech vocoder", "accelerando recipe newt-speech"),
 }
+MEL_VOCODER_ROLES = (
+    "mel_newt",
+    "periodwave_turbo",
+    "fregrad",
+    "periodwave",
+)  # the roles that are mel vocoders
 
 
 def missing_message(role: str) -> str:

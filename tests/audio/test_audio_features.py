@@ -90,7 +90,9 @@ def test_cached_f0_computes_once_then_reads_the_cache(tmp_path, monkeypatch):
         raise AssertionError("pYIN ran again although the cache exists")
 
     monkeypatch.setattr(features, "extract_f0", fail)
-    again = cached_f0(np.zeros(10, np.float32), sr, path, num_frames=len(first) + 3)
+    again = cached_f0(None, sr, path, num_frames=len(first) + 3)  # the cache alone: no audio needed
     np.testing.assert_array_equal(again[: len(first)], first)
     assert (again[len(first) :] == 0).all() and len(again) == len(first) + 3
     assert [p.name for p in path.parent.iterdir()] == ["a.npy"]  # no temporary file left behind
+    with pytest.raises(ValueError, match="needs the waveform: there is no cache file"):
+        cached_f0(None, sr, tmp_path / "missing.npy")

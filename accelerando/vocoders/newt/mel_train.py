@@ -104,17 +104,8 @@ def utterance_f0(
     for i in tqdm(range(len(utterances)), desc="pYIN f0", unit="utt"):
         item_id = str(utterances.items[i][0])
         path = cache_dir / f"{item_id.replace('/', '_')}.npy"
-        audio = None if path.is_file() else utterances.load_audio(i)
-        f0 = torch.from_numpy(
-            cached_f0(
-                audio if audio is not None else torch.zeros(cfg.hop_length),
-                cfg.sample_rate,
-                path,
-                cfg.hop_length,
-                f0_min,
-                f0_max,
-            )
-        )
+        audio = None if path.is_file() else utterances.load_audio(i)  # read only when pYIN must run
+        f0 = torch.from_numpy(cached_f0(audio, cfg.sample_rate, path, cfg.hop_length, f0_min, f0_max))
         out[item_id] = (fill_unvoiced(f0[None])[0], f0 > 0)
     return out
 
