@@ -110,6 +110,7 @@ RECIPES: dict[str, Recipe] = {
                 "--checkpointing_steps 500 --data_dir corpora/speech --checkpoints_total_limit 3".split(),
                 "--train_batch_size 32 --segment_frames 128 --use_ema --ema_decay 0.999 --data_dir corpora/speech "
                 "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json".split(),
+                init_flag="--init_model",
             )
         ],
         lookup_tables=True,

@@ -117,6 +117,25 @@ def test_fast_newt_is_close_to_the_mlp_model_and_round_trips(tmp_path):
         torch.testing.assert_close(loaded.synthesize(mel, seed=2), m.synthesize(mel, seed=2))
 
 
+def test_to_trainable_fits_mlp_shapers_to_the_tables_and_keeps_every_other_weight():
+    model = _tiny()
+    fast = model.to_fast()
+    slow = fast.to_trainable(steps=1500)
+    assert not slow.config.use_lookup_table and slow.training == fast.training
+    for key, value in fast.state_dict().items():
+        if key != "newt.shaper.table":
+            torch.testing.assert_close(slow.state_dict()[key], value)
+    table = fast.newt.shaper.table
+    refit = slow.newt.shaper.sample_table(table.shape[-1], slow.config.lut_range)
+    assert float((refit - table).pow(2).mean().sqrt()) < 0.05 * float(table.abs().max())
+    mel = _mel(10)
+    a, b = fast.synthesize(mel, seed=2), slow.synthesize(mel, seed=2)
+    assert float((a - b).pow(2).mean() / a.pow(2).mean()) < 1e-2
+    assert all(p.requires_grad for p in slow.newt.shaper.parameters())
+    again = slow.to_trainable()  # an MLP model is copied as it is
+    torch.testing.assert_close(again.synthesize(mel, seed=2), b)
+
+
 def test_seed_fixes_the_noise_and_the_harmonics_do_not_depend_on_it():
     model = _tiny()
     mel = _mel(10)

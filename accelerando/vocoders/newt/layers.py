@@ -317,3 +317,41 @@ def lookup_table_copy(model: nn.Module) -> nn.Module:
             )
         fast.newt.shaper.table.copy_(bank.shaper.sample_table(config.lut_size, config.lut_range))
     return fast.train(model.training)
+
+
+def mlp_copy(model: nn.Module, steps: int = 4000, learning_rate: float = 3e-3, seed: int = 0) -> nn.Module:
+    """The inverse of :func:`lookup_table_copy`: a trainable copy (``use_lookup_table=False``) of a FastNEWT.
+
+    Every weight but the tables is copied; each waveshaper MLP is fitted to its table (Adam, full batch of
+    the ``lut_size`` table points, ``steps`` steps; about 30 s on one CPU thread, root-mean-square error
+    about 1% of the table's range). Training can then go on from a shipped lookup-table checkpoint. A model
+    that already has MLP shapers is copied as it is. The copy is on the model's device and dtype, in its mode.
+    """
+    config = model.config
+    slow = type(model).from_config(config, use_lookup_table=False)
+    param = next(model.parameters())
+    nn.Module.to(slow, param.device, param.dtype)
+    if not config.use_lookup_table:
+        slow.load_state_dict(model.state_dict())
+        return slow.train(model.training)
+    shared = {k: v for k, v in model.state_dict().items() if k != "newt.shaper.table"}
+    missing, unexpected = slow.load_state_dict(shared, strict=False)
+    if unexpected or not all(k.startswith("newt.shaper.") for k in missing):
+        raise RuntimeError(f"mlp_copy: unexpected weight layout (missing {missing}, unexpected {unexpected})")
+    table = model.newt.shaper.table.detach()  # (C, size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # a fresh, reproducible initialisation of the shapers
+        fresh = Waveshaper(config.n_waveshapers, config.shaper_width, config.shaper_depth)
+    shaper = slow.newt.shaper
+    shaper.load_state_dict(fresh.state_dict())
+    size, value_range = table.shape[-1], float(config.lut_range)
+    x = torch.linspace(-value_range, value_range, size, device=table.device, dtype=param.dtype)
+    x = x.expand(1, table.shape[0], size)
+    optimizer = torch.optim.Adam(shaper.parameters(), lr=learning_rate)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = (shaper(x)[0] - table).pow(2).mean(-1).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return slow.train(model.training)

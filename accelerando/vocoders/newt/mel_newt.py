@@ -52,7 +52,16 @@ from torch import Tensor, nn
 
 from ...modeling import AccelerandoModel
 from ..contract import ConfigRates
-from .layers import MLP, FilteredNoise, NEWTBank, causal_upsample, hash_uniform, lookup_table_copy, seed_keys
+from .layers import (
+    MLP,
+    FilteredNoise,
+    NEWTBank,
+    causal_upsample,
+    hash_uniform,
+    lookup_table_copy,
+    mlp_copy,
+    seed_keys,
+)
 
 __all__ = ["MelNEWT", "MelNEWTOutput", "MelNEWTState", "MelNEWTStream", "scaled_sigmoid"]
 
@@ -409,6 +418,11 @@ class MelNEWT(ConfigRates, AccelerandoModel):
     def to_fast(self) -> MelNEWT:
         """FastNEWT: a copy whose waveshapers are ``lut_size``-entry lookup tables sampled from this model's."""
         return lookup_table_copy(self)
+
+    def to_trainable(self, steps: int = 4000) -> MelNEWT:
+        """The inverse of :meth:`to_fast`: a copy with MLP waveshapers fitted to the lookup tables
+        (:func:`~.layers.mlp_copy`), so that training can go on from a shipped FastNEWT checkpoint."""
+        return mlp_copy(self, steps=steps)
 
 
 def fill_unvoiced(f0_hz: Tensor, default_hz: float = 150.0) -> Tensor:

@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """MelNEWT's flags, the shared vocoder data flags and the shared training flags (NEWT's defaults)."""
     add = parser.add_argument
     add("--model_config", type=str, default=None, help="A MelNEWT config.json (default: MelNEWT()).")
+    add(
+        "--init_model",
+        type=str,
+        default=None,
+        help="Start from this MelNEWT (a folder or a bundled name, e.g. newt-speech); a lookup-table "
+        "(FastNEWT) checkpoint gets MLP waveshapers fitted to its tables first. Overrides --model_config.",
+    )
     add("--f0_min", type=T.positive_float, default=50.0, help="pYIN search range, low end (Hz).")
     add("--f0_max", type=T.positive_float, default=600.0, help="pYIN search range, high end (Hz).")
     add(
@@ -129,6 +136,14 @@ def crop_f0(
 
 
 def build_model(args: argparse.Namespace) -> MelNEWT:
+    if args.init_model:
+        from accelerando.pretrained import load
+
+        model = load(args.init_model, expect=("MelNEWT",)).train()
+        if model.config.use_lookup_table:
+            logger.info("Fitting MLP waveshapers to the lookup tables of %s", args.init_model)
+            model = model.to_trainable()
+        return model
     if args.model_config is None:
         return MelNEWT()
     return MelNEWT.from_config(json.loads(Path(args.model_config).read_text()))

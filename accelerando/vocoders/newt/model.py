@@ -52,6 +52,7 @@ from .layers import (
     hash32,
     hash_uniform,
     lookup_table_copy,
+    mlp_copy,
     seed_keys,
 )
 
@@ -308,3 +309,8 @@ class NEWT(AccelerandoModel):
         with ``use_lookup_table=True``; its tables are buffers, saved and loaded like any weights.
         """
         return lookup_table_copy(self)
+
+    def to_trainable(self, steps: int = 4000) -> NEWT:
+        """The inverse of :meth:`to_fast`: a copy with MLP waveshapers fitted to the lookup tables
+        (:func:`~.layers.mlp_copy`), so that training can go on from a shipped FastNEWT checkpoint."""
+        return mlp_copy(self, steps=steps)
