@@ -137,7 +137,7 @@ def crop_f0(
 
 def build_model(args: argparse.Namespace) -> MelNEWT:
     if args.init_model:
-        from accelerando.pretrained import load
+        from accelerando.pretrained.loading import load
 
         model = load(args.init_model, expect=("MelNEWT",)).train()
         if model.config.use_lookup_table:
