@@ -1,5 +1,8 @@
 """``accelerando serve`` (the speech API with uvicorn) and ``accelerando say`` (text → a WAV file).
 
+``say --server`` only needs the light client (:mod:`accelerando.tts.client`); keep torch, diffusers and
+the engine out of this module's top level and out of that path (``tests/tts/test_light_client.py``).
+
 accelerando serve --host 127.0.0.1 --port 8000 --model path/to/fastpitch --vocoder griffin-lim
 accelerando say "Hello there." --out hello.wav                       # local engine
 accelerando say "Hello there." --out hello.wav --server http://127.0.0.1:8000
@@ -8,6 +11,7 @@ accelerando say "Hello there." --out hello.wav --server http://127.0.0.1:8000
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 API_KEY_ENV = "ACCELERANDO_API_KEY"
@@ -38,28 +42,85 @@ def _load_engine(args: argparse.Namespace):
     )
 
 
+SERVE_CONFIG_ENV = "ACCELERANDO_SERVE_CONFIG"
+
+
+def _serve_settings(args: argparse.Namespace) -> dict:
+    """What every worker needs to build the same app (JSON-able: it travels in an environment variable)."""
+    from accelerando.tts.openai_names import parse_voice_aliases
+
+    try:
+        aliases = parse_voice_aliases(args.voice_alias)
+    except ValueError as err:
+        raise SystemExit(f"accelerando serve: {err}") from None
+    return {
+        "model": args.model,
+        "vocoder": args.vocoder,
+        "vocoder_steps": args.vocoder_steps,
+        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or None,
+        "max_concurrent": args.max_concurrent,
+        "max_input_chars": args.max_input_chars,
+        "max_word_chars": args.max_word_chars,
+        "voice_aliases": aliases,
+        "threads": args.threads,
+    }
+
+
+def build_app(settings: dict):
+    """The speech app for ``settings`` (see :func:`_serve_settings`): loads the engine, then the routes."""
+    from accelerando.tts.server import create_app
+
+    if settings.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(settings["threads"]))
+    engine = _load_engine(
+        argparse.Namespace(
+            model=settings["model"], vocoder=settings["vocoder"], vocoder_steps=settings["vocoder_steps"]
+        )
+    )
+    return create_app(
+        engine,
+        api_key=settings["api_key"],
+        max_concurrent=settings["max_concurrent"],
+        max_input_chars=settings["max_input_chars"],
+        max_word_chars=settings["max_word_chars"],
+        voice_aliases=settings["voice_aliases"],
+    )
+
+
+def app_from_environment():
+    """uvicorn's app factory for ``--workers N``: each worker process builds its own engine and app."""
+    return build_app(json.loads(os.environ[SERVE_CONFIG_ENV]))
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from accelerando.tts.server import create_app, websocket_impl
+    from accelerando.tts.server import websocket_impl
 
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    app = create_app(
-        _load_engine(args),
-        api_key=api_key,
-        max_concurrent=args.max_concurrent,
-        max_input_chars=args.max_input_chars,
-    )
-    auth = "on" if api_key else "off"
+    if args.workers < 1:
+        raise SystemExit(f"accelerando serve: --workers must be >= 1, got {args.workers}")
+    settings = _serve_settings(args)
+    auth = "on" if settings["api_key"] else "off"
     print(
-        f"accelerando speech API on http://{args.host}:{args.port} (API key {auth}, {args.max_concurrent} streams)"
+        f"accelerando speech API on http://{args.host}:{args.port} (API key {auth}, {args.max_concurrent} "
+        f"streams per worker, {args.workers} worker{'s' if args.workers > 1 else ''})"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws=websocket_impl())
+    common = dict(host=args.host, port=args.port, log_level=args.log_level, ws=websocket_impl())
+    if args.workers == 1:
+        uvicorn.run(build_app(settings), **common)
+    else:  # uvicorn starts N processes; each imports the factory and loads its own engine
+        os.environ[SERVE_CONFIG_ENV] = json.dumps(settings)
+        uvicorn.run(
+            "accelerando.serve_cli:app_from_environment", factory=True, workers=args.workers, **common
+        )
     return 0
 
 
 def run_say(args: argparse.Namespace) -> int:
-    import numpy as np
+    """Speaks ``args.text`` into ``args.out``: through ``--server`` (light: httpx, numpy, soundfile; no
+    torch or diffusers) or with the local engine (imports torch)."""
     import soundfile as sf
 
     if args.server:
@@ -68,6 +129,8 @@ def run_say(args: argparse.Namespace) -> int:
         client = SpeechClient(args.server, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None)
         sample_rate, audio = client.synthesize(args.text, voice=args.voice, speed=args.speed)
     else:
+        import numpy as np
+
         engine = _load_engine(args)
         audio = np.concatenate(list(engine.stream(args.text, voice=args.voice, speed=args.speed)))
         sample_rate = engine.sample_rate
@@ -89,6 +152,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--max-concurrent", type=int, default=4, help="streams at once; more get 429")
     serve.add_argument("--max-input-chars", type=int, default=4096)
+    serve.add_argument(
+        "--max-word-chars", type=int, default=50, help="longer words are a 400 (e.g. 'abc' * 500)"
+    )
+    serve.add_argument(
+        "--voice-alias",
+        action="append",
+        default=None,
+        metavar="NAME=VOICE",
+        help="map an OpenAI voice name to one of ours, e.g. --voice-alias nova=kal (repeatable)",
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (uvicorn workers), each with its own engine"
+    )
+    serve.add_argument(
+        "--threads", type=int, default=None, help="torch threads per worker (default: torch's own)"
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

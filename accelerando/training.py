@@ -72,6 +72,7 @@ __all__ = [
     "MODEL_SUBFOLDER",
     "add_training_args",
     "create_accelerator",
+    "launched_without_devices",
     "create_ema",
     "register_checkpoint_hooks",
     "save_checkpoint",
@@ -151,6 +152,17 @@ def add_training_args(parser: argparse.ArgumentParser, **defaults: Any) -> argpa
     return parser
 
 
+def launched_without_devices() -> bool:
+    """True when ``accelerate launch`` started several processes on a machine without accelerator devices.
+
+    Such processes must use the CPU (gloo) process group (``Accelerator(cpu=True)`` / ``PartialState(cpu=True)``):
+    otherwise ``--multi_gpu`` there starts N unrelated single-process runs writing into the same folder.
+    """
+    device_api = getattr(torch, "accelerator", None)
+    has_device = device_api.is_available() if device_api is not None else torch.cuda.is_available()
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_device
+
+
 def create_accelerator(args: argparse.Namespace, project_name: str = "accelerando") -> Accelerator:
     """Build the ``Accelerator`` for ``args``: project folders, seed, logging and trackers.
 
@@ -159,10 +171,6 @@ def create_accelerator(args: argparse.Namespace, project_name: str = "accelerand
     """
     output_dir = Path(args.output_dir)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    # `accelerate launch --multi_gpu` on a machine without accelerator devices would otherwise start N
-    # unrelated single-process runs writing into the same folder; train on CPU with gloo instead.
-    device_api = getattr(torch, "accelerator", None)
-    has_device = device_api.is_available() if device_api is not None else torch.cuda.is_available()
     project_config = ProjectConfiguration(
         project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
     )
@@ -172,7 +180,7 @@ def create_accelerator(args: argparse.Namespace, project_name: str = "accelerand
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=project_config,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-        cpu=world_size > 1 and not has_device,
+        cpu=launched_without_devices(),
     )
     if accelerator.num_processes != world_size:
         raise RuntimeError(

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from .wav_stream import parse_wav, pcm16_to_float
+from .wav_stream import WAV_HEADER_BYTES, parse_wav, pcm16_to_float, wav_sample_rate
 
 __all__ = ["SpeechAPIError", "SpeechClient"]
 
@@ -90,14 +90,20 @@ class SpeechClient:
             return response.content
 
     def stream(self, text: str, voice: str | None = None, speed: float = 1.0) -> Iterator[np.ndarray]:
-        """float32 audio chunks as the server makes them (PCM stream; sets :attr:`sample_rate`)."""
+        """float32 audio chunks as the server makes them, at the engine's own rate (a streamed WAV: its
+        44-byte header gives :attr:`sample_rate`, the rest is s16le PCM)."""
         with self._client() as client:
-            body = self._body(text, voice, speed, "pcm")
+            body = self._body(text, voice, speed, "wav")
             with client.stream("POST", "/v1/audio/speech", json=body) as response:
                 self._raise_for_error(response)
-                self.sample_rate = int(response.headers.get("x-sample-rate", 22050))
-                carry = b""
+                header, carry = b"", b""
                 for data in response.iter_bytes():
+                    if len(header) < WAV_HEADER_BYTES:
+                        need = WAV_HEADER_BYTES - len(header)
+                        header, data = header + data[:need], data[need:]
+                        if len(header) < WAV_HEADER_BYTES:
+                            continue
+                        self.sample_rate = wav_sample_rate(header)
                     data = carry + data
                     usable = len(data) - len(data) % 2
                     carry = data[usable:]

@@ -42,6 +42,7 @@ import torch
 
 from .fastpitch import IncrementalFastPitch
 from .frontend import TextFrontend
+from .word_timing import WordTiming, sentence_word_timings
 
 __all__ = ["EngineStats", "SpeechStream", "StreamingSynthesizer", "StreamingVocoder", "load_vocoder"]
 
@@ -178,11 +179,27 @@ class SpeechStream:
     thread, also while another thread waits in ``next()``.
     """
 
-    def __init__(self, queue_: queue.Queue, cancel_event: threading.Event, thread: threading.Thread) -> None:
+    def __init__(
+        self,
+        queue_: queue.Queue,
+        cancel_event: threading.Event,
+        thread: threading.Thread,
+        words: list[WordTiming] | None = None,
+    ) -> None:
         self._queue = queue_
         self.cancel_event = cancel_event
         self._thread = thread
         self._finished = False
+        self.words: list[WordTiming] = words if words is not None else []
+        self._words_taken = 0
+
+    def take_words(self) -> list[WordTiming]:
+        """Word timings announced since the last call (each sentence's words as soon as it is encoded,
+        before its audio): :class:`~accelerando.tts.word_timing.WordTiming` in seconds of the output."""
+        count = len(self.words)
+        new = self.words[self._words_taken : count]
+        self._words_taken = count
+        return new
 
     def __iter__(self) -> SpeechStream:
         return self
@@ -369,23 +386,58 @@ class StreamingSynthesizer:
         speaker = self.speaker_index(voice)
         cancel = cancel_event if cancel_event is not None else threading.Event()
         out: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        words: list[WordTiming] = []
         thread = threading.Thread(
-            target=self._produce, args=(sentences, speaker, float(speed), out, cancel), daemon=True
+            target=self._produce, args=(sentences, speaker, float(speed), out, cancel, words), daemon=True
         )
         with self._lock:
             self._stats.streams_started += 1
             self._stats.active_streams += 1
         thread.start()
-        return SpeechStream(out, cancel, thread)
+        return SpeechStream(out, cancel, thread, words)
 
     def synthesize(self, text: str, voice: str | int | None = None, speed: float = 1.0) -> np.ndarray:
         """Whole-utterance reference: full (masked) decode of every sentence, one vocoder pass."""
         return self._whole(self.prepare(text, voice, speed), self.speaker_index(voice), speed)
 
-    def _whole(self, sentences: list[str], speaker: int, speed: float) -> np.ndarray:
-        mels = []
+    def word_timings(self, text: str, voice: str | int | None = None, speed: float = 1.0) -> list[WordTiming]:
+        """Each word's start and end (seconds) in the audio that :meth:`stream` / :meth:`synthesize` make."""
+        words: list[WordTiming] = []
+        frame = 0
+        for sentence in self.prepare(text, voice, speed):
+            frame += self._sentence_frames(sentence, self.speaker_index(voice), speed, words, frame)[1]
+        return words
+
+    def _sentence_frames(
+        self, sentence: str, speaker: int, speed: float, words: list[WordTiming], frame: int
+    ) -> tuple[Any, int]:
+        """``(encoder output or None, frames)`` of one sentence; its word timings go to ``words``."""
+        enc = self._encode(sentence, speaker, speed)
+        if enc is None:
+            return None, 0
+        ids, enc = enc
+        length = int(enc.lengths[0])
+        words.extend(
+            sentence_word_timings(
+                self.frontend,
+                sentence,
+                ids,
+                enc.durations[0].tolist(),
+                frame,
+                self.sample_rate / self.hop_length,
+            )
+        )
+        return enc, length
+
+    def _whole(
+        self, sentences: list[str], speaker: int, speed: float, words: list[WordTiming] | None = None
+    ) -> np.ndarray:
+        mels: list[torch.Tensor] = []
+        frame = 0
+        words = [] if words is None else words
         for sentence in sentences:
-            enc = self._encode(sentence, speaker, speed)
+            enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
+            frame += length
             if enc is None:
                 continue
             with torch.inference_mode():
@@ -400,12 +452,12 @@ class StreamingSynthesizer:
         )
 
     # ------------------------------------------------------------------ producer
-    def _encode(self, sentence: str, speaker: int, speed: float) -> Any:
+    def _encode(self, sentence: str, speaker: int, speed: float) -> tuple[list[int], Any] | None:
         try:
             ids = self.frontend.encode(sentence)
         except ValueError:
             return None  # nothing speakable in this sentence (e.g. only symbols): skip it
-        return self.acoustic.encode(torch.tensor([ids]), speaker=speaker, pace=speed)
+        return ids, self.acoustic.encode(torch.tensor([ids]), speaker=speaker, pace=speed)
 
     def _put(self, out: queue.Queue, item: Any, cancel: threading.Event) -> bool:
         """Blocking put that gives up when the stream is cancelled (bounded memory)."""
@@ -418,25 +470,32 @@ class StreamingSynthesizer:
         return False
 
     def _produce(
-        self, sentences: list[str], speaker: int, speed: float, out: queue.Queue, cancel: threading.Event
+        self,
+        sentences: list[str],
+        speaker: int,
+        speed: float,
+        out: queue.Queue,
+        cancel: threading.Event,
+        words: list[WordTiming],
     ) -> None:
         outcome = "completed"
         try:
             if not self.incremental:
-                if self._deliver(out, self._whole(sentences, speaker, speed), cancel):
+                if self._deliver(out, self._whole(sentences, speaker, speed, words), cancel):
                     self._put(out, _DONE, cancel)
                 else:
                     outcome = "cancelled"
                 return
             voc = StreamingVocoder(self.vocoder, **self.seam, num_steps=self.vocoder_steps, seed=self.seed)
             pushed = False
+            frame = 0
             for sentence in sentences:
                 if cancel.is_set():
                     break
-                enc = self._encode(sentence, speaker, speed)
+                enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
+                frame += length
                 if enc is None:
                     continue
-                length = int(enc.lengths[0])
                 done = 0
                 for mel in self.acoustic.decode_chunks(
                     enc, chunk_size=self.chunk_size, past_size=self.past_size

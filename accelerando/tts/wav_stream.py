@@ -1,4 +1,4 @@
-"""Audio byte formats of the speech API: streamed WAV header, 16-bit PCM, FLAC, and a tolerant parser.
+"""Audio byte formats of the speech API: streamed WAV header, 16-bit PCM, and a tolerant parser.
 
 A streamed WAV is a 44-byte RIFF/WAVE header whose RIFF and ``data`` sizes are ``0xFFFFFFFF``
 ("unknown length", as Kokoro-FastAPI and OpenAI send) followed by little-endian 16-bit mono PCM.
@@ -7,14 +7,29 @@ A streamed WAV is a 44-byte RIFF/WAVE header whose RIFF and ``data`` sizes are `
 
 from __future__ import annotations
 
-import io
 import struct
 
 import numpy as np
 
-__all__ = ["UNKNOWN_SIZE", "encode_flac", "float_to_pcm16", "parse_wav", "pcm16_to_float", "wav_header"]
+__all__ = [
+    "UNKNOWN_SIZE",
+    "WAV_HEADER_BYTES",
+    "float_to_pcm16",
+    "parse_wav",
+    "pcm16_to_float",
+    "wav_header",
+    "wav_sample_rate",
+]
 
 UNKNOWN_SIZE = 0xFFFFFFFF
+WAV_HEADER_BYTES = 44  # the size of :func:`wav_header`'s header
+
+
+def wav_sample_rate(header: bytes) -> int:
+    """The sample rate of a canonical 44-byte PCM WAV header (as :func:`wav_header` writes)."""
+    if len(header) < WAV_HEADER_BYTES or header[:4] != b"RIFF" or header[12:16] != b"fmt ":
+        raise ValueError("Not a canonical 44-byte RIFF/WAVE header.")
+    return struct.unpack("<I", header[24:28])[0]
 
 
 def wav_header(sample_rate: int, num_samples: int | None = None, channels: int = 1) -> bytes:
@@ -45,15 +60,6 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
     """Little-endian 16-bit PCM bytes → float32 in [-1, 1] (a trailing odd byte is dropped)."""
     usable = len(data) - len(data) % 2
     return np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32767.0
-
-
-def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
-    """A whole FLAC file (16-bit) for float audio."""
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def parse_wav(data: bytes) -> tuple[int, np.ndarray]:

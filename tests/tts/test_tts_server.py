@@ -11,13 +11,16 @@ import time
 import httpx
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile as sf
+import soxr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tts_helpers import CountingVocoder, tiny_fastpitch
 
 from accelerando.tts import StreamingSynthesizer
 from accelerando.tts.client import SpeechClient
+from accelerando.tts.openai_names import OPENAI_VOICES
 from accelerando.tts.server import BackgroundServer, create_app, split_ready_text
 from accelerando.tts.wav_stream import parse_wav, pcm16_to_float
 
@@ -78,25 +81,31 @@ def test_pcm_sse_and_flac(server, tiny_engine) -> None:
     whole = tiny_engine.synthesize(TEXT, voice="ana")
     with httpx.Client(base_url=server.url, timeout=30) as client:
         pcm = client.post("/v1/audio/speech", json={"input": TEXT, "voice": "ana", "response_format": "pcm"})
-        assert pcm.status_code == 200 and pcm.headers["x-sample-rate"] == "22050"
-        assert len(pcm.content) == 2 * len(whole)
-        np.testing.assert_allclose(pcm16_to_float(pcm.content), whole, atol=PCM_TOL, rtol=0)
+        assert pcm.status_code == 200 and pcm.headers["x-sample-rate"] == "24000"  # OpenAI's pcm rate
+        at_24k = soxr.resample(whole, 22050, 24000, "HQ")
+        assert abs(len(pcm.content) // 2 - len(at_24k)) <= 1
+        n = min(len(pcm.content) // 2, len(at_24k))
+        np.testing.assert_allclose(pcm16_to_float(pcm.content)[:n], at_24k[:n], atol=2e-3, rtol=0)
 
-        sse = client.post("/v1/audio/speech", json={"input": TEXT, "voice": "ana", "stream_format": "sse"})
+        body = {"input": TEXT, "voice": "ana", "stream_format": "sse", "response_format": "wav"}
+        sse = client.post("/v1/audio/speech", json=body)
         assert sse.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in sse.text.splitlines() if line.startswith("data: ")]
-        assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1) and len(
-            events
-        ) > 2
-        assert events[-1]["type"] == "speech.audio.done"
-        _, audio = parse_wav(b"".join(base64.b64decode(e["audio"]) for e in events[:-1]))
+        deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+        assert len(deltas) > 2 and events[-1]["type"] == "speech.audio.done"
+        assert {e["type"] for e in events} == {
+            "speech.audio.delta",
+            "speech.word_timings",
+            "speech.audio.done",
+        }
+        _, audio = parse_wav(b"".join(base64.b64decode(e["audio"]) for e in deltas))
         np.testing.assert_allclose(audio, whole, atol=PCM_TOL, rtol=0)
 
         flac = client.post(
             "/v1/audio/speech", json={"input": TEXT, "voice": "ana", "response_format": "flac"}
         )
         assert flac.headers["content-type"] == "audio/flac"
-        audio, sr = sf.read(io.BytesIO(flac.content), dtype="float32")
+        sr, audio = _decode(flac.content)  # a streamed FLAC leaves its length unknown (0) in STREAMINFO
         assert sr == 22050
         np.testing.assert_allclose(audio, whole, atol=PCM_TOL, rtol=0)
 
@@ -161,6 +170,92 @@ def test_over_the_limit_is_429_not_a_queue() -> None:
         assert c.post("/v1/audio/speech", json={"input": "Hi."}).status_code == 200
 
 
+def _decode(data: bytes) -> tuple[int, np.ndarray]:
+    """``(rate, float32 mono)`` of any container/codec, with FFmpeg (PyAV)."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        rate = container.streams.audio[0].codec_context.sample_rate
+        frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+    audio = np.concatenate(frames)
+    return rate, audio.astype(np.float32) / 32768.0 if np.issubdtype(audio.dtype, np.integer) else audio
+
+
+def _assert_timings_cover(words: list[dict], duration: float) -> None:
+    starts, ends = np.array([w["start"] for w in words]), np.array([w["end"] for w in words])
+    assert (ends >= starts).all() and (starts[1:] >= ends[:-1] - 1e-6).all()  # monotonic, no overlap
+    assert starts[0] >= 0 and ends[-1] <= duration + 1e-3
+    assert ends[-1] - starts[0] > 0.5 * duration  # the words span most of the audio
+
+
+def test_word_timings_in_sse_are_monotonic_and_cover_the_audio(server, tiny_engine) -> None:
+    body = {"input": TEXT, "voice": "bob", "stream_format": "sse", "response_format": "pcm"}
+    events = [
+        json.loads(line[6:])
+        for line in httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30).text.splitlines()
+        if line.startswith("data: ")
+    ]
+    words = [w for e in events if e["type"] == "speech.word_timings" for w in e["words"]]
+    expected = tiny_engine.word_timings(TEXT, voice="bob")
+    assert (
+        [w["word"] for w in words]
+        == [w.word for w in expected]
+        == TEXT.replace(",", "").replace(".", "").replace("!", "").split()
+    )
+    assert [w["start"] for w in words] == pytest.approx([w.start for w in expected], abs=1e-4)
+    _assert_timings_cover(words, len(tiny_engine.synthesize(TEXT, voice="bob")) / 22050)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_every_format_streams_and_decodes_to_the_speech(server, tiny_engine, fmt) -> None:
+
+    from accelerando.tts.audio_formats import FORMATS
+
+    whole = tiny_engine.synthesize(TEXT, voice="ana")
+    with httpx.stream("POST", f"{server.url}/v1/audio/speech", json={"input": TEXT, "voice": "ana",
+                      "response_format": fmt}, timeout=30) as response:  # fmt: skip
+        assert response.status_code == 200 and response.headers["content-type"] == FORMATS[fmt].media_type
+        rate = int(response.headers["x-sample-rate"])
+        data = b"".join(response.iter_bytes())
+    if fmt == "pcm":
+        decoded = pcm16_to_float(data)
+    else:
+        decoded_rate, decoded = _decode(data)
+        assert decoded_rate == rate
+    # the lossy codecs add their priming and a padded last frame (under 0.1 s); the others are exact
+    assert abs(len(decoded) / rate - len(whole) / 22050) < (0.1 if fmt in ("mp3", "opus", "aac") else 1e-3)
+    reference = soxr.resample(whole, 22050, rate, "HQ") if rate != 22050 else whole
+    n = min(len(decoded), len(reference))
+    a, b = decoded[:n], reference[:n]
+    lags = scipy.signal.correlation_lags(n, n)
+    xcorr = scipy.signal.correlate(a, b, method="fft")[np.abs(lags) <= 3000]  # lossy codecs delay a little
+    best = float(xcorr.max() / np.sqrt((a**2).sum() * (b**2).sum()))
+    assert best > 0.9
+
+
+def test_openapi_declares_the_bearer_scheme_and_the_metrics_type(server) -> None:
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/v1/audio/speech"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in schema["paths"]["/health"]["get"]
+    assert "text/plain; version=0.0.4" in schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    response = httpx.get(f"{server.url}/v1/audio/speech")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+def test_openai_voice_and_model_names_and_instructions(server, tiny_engine) -> None:
+    whole = tiny_engine.synthesize("Hi there.", voice="bob")
+    body = {"input": "Hi there.", "model": "gpt-4o-mini-tts", "voice": "bob", "response_format": "wav",
+            "instructions": "Speak cheerfully."}  # fmt: skip
+    response = httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
+    assert response.headers["x-voice"] == "bob"
+    np.testing.assert_allclose(parse_wav(response.content)[1], whole, atol=PCM_TOL, rtol=0)
+    for voice in ("nova", "onyx", None):  # OpenAI names map to a model voice (here the default, ana)
+        body = {"input": "Hi there.", "model": "tts-1", "voice": voice, "response_format": "wav"}
+        response = httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
+        assert response.status_code == 200 and response.headers["x-voice"] == "ana"
+
+
 # ---------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
@@ -168,8 +263,13 @@ def test_over_the_limit_is_429_not_a_queue() -> None:
         (dict(json={"input": ""}), 400, "invalid_value"),
         (dict(json={"input": "   \n"}), 400, "empty_input"),
         (dict(json={"input": "a" * 301}), 400, "input_too_long"),
-        (dict(json={"input": "Hi.", "voice": "alloy"}), 400, "invalid_voice"),
-        (dict(json={"input": "Hi.", "response_format": "mp3"}), 400, "unsupported_format"),
+        (dict(json={"input": "Hi.", "voice": "nobody"}), 400, "invalid_voice"),
+        (dict(json={"input": "Hi.", "model": "gpt-9-tts"}), 400, "invalid_model"),
+        (dict(json={"input": "Hi.", "speed": True}), 400, "invalid_value"),
+        (dict(json={"input": "Hi.", "speed": "1.5"}), 400, "invalid_value"),
+        (dict(json={"input": "Hi.", "voice": 3}), 400, "invalid_value"),
+        (dict(json={"input": "abc" * 90}), 400, "word_too_long"),
+        (dict(json={"input": "Hi.", "instructions": 7}), 400, "invalid_value"),
         (dict(json={"input": "Hi.", "response_format": "ogg"}), 400, "invalid_value"),
         (dict(json={"input": "Hi.", "stream_format": "chunks"}), 400, "invalid_value"),
         (dict(json={"input": "Hi.", "speed": 0.1}), 400, "invalid_value"),
@@ -257,7 +357,8 @@ def test_api_key(tiny_engine) -> None:
         _assert_error(httpx.post(url, json={"input": "Hi."}), 401)
         _assert_error(httpx.post(url, json={"input": "Hi."}, headers={"Authorization": "Bearer nope"}), 401)
         _assert_error(httpx.get(f"{live.url}/v1/audio/voices"), 401)
-        ok = httpx.post(url, json={"input": "Hi."}, headers={"Authorization": "Bearer s3cret"}, timeout=30)
+        body = {"input": "Hi.", "response_format": "wav"}
+        ok = httpx.post(url, json=body, headers={"Authorization": "Bearer s3cret"}, timeout=30)
         assert ok.status_code == 200 and ok.content[:4] == b"RIFF"
         assert httpx.get(f"{live.url}/health").status_code == 200
         assert SpeechClient(live.url, api_key="s3cret").voices() == ["ana", "bob"]
@@ -265,7 +366,9 @@ def test_api_key(tiny_engine) -> None:
 
 def test_voices_health_and_metrics(server) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        assert client.get("/v1/audio/voices").json() == {"voices": ["ana", "bob"], "default": "ana"}
+        voices = client.get("/v1/audio/voices").json()
+        assert voices["voices"] == ["ana", "bob"] and voices["default"] == "ana"
+        assert voices["aliases"]["nova"] == "ana" and set(OPENAI_VOICES) == set(voices["aliases"])
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["sample_rate"] == 22050 and health["max_concurrent"] == 8
         client.post("/v1/audio/speech", json={"input": "Hi there."})
@@ -292,17 +395,29 @@ def test_websocket_round_trip(server, tiny_engine) -> None:
         for piece in ["Hello world, this is a stre", "aming test. A second sen", "tence follows here!"]:
             ws.send(json.dumps({"type": "text", "text": piece}))
         ws.send(json.dumps({"type": "done"}))
+        words = []
         for _ in range(1000):
             message = ws.recv(30)
             if isinstance(message, bytes):
                 audio += message
-            else:
-                done = json.loads(message)
-                break
+                continue
+            event = json.loads(message)
+            if event["type"] == "words":
+                assert all(
+                    w["start"] >= len(audio) / 2 / 22050 - 1e-3 for w in event["words"]
+                )  # ahead of audio
+                words += event["words"]
+                continue
+            done = event
+            break
     assert done == {"type": "done", "samples": len(audio) // 2, "sample_rate": 22050}
     first, rest = split_ready_text("Hello world, this is a streaming test. A second sentence follows here!")
     expected = np.concatenate([tiny_engine.synthesize(t, voice="bob", speed=1.5) for t in (first, rest)])
     np.testing.assert_allclose(pcm16_to_float(audio), expected, atol=PCM_TOL, rtol=0)
+    assert [
+        w["word"] for w in words
+    ] == "Hello world this is a streaming test A second sentence follows here".split()
+    _assert_timings_cover(words, len(expected) / 22050)
 
 
 def test_websocket_errors(server) -> None:
@@ -310,7 +425,10 @@ def test_websocket_errors(server) -> None:
 
     ws_url = server.url.replace("http", "ws") + "/v1/audio/speech/stream"
     for message in [
-        json.dumps({"type": "config", "voice": "alloy"}),
+        json.dumps({"type": "config", "voice": "nobody"}),
+        json.dumps({"type": "config", "speed": True}),
+        json.dumps({"type": "config", "speed": "1.5"}),
+        json.dumps({"type": "text", "text": "x" * 200}),
         "not json",
         json.dumps({"type": "shout"}),
     ]:
@@ -359,6 +477,48 @@ def test_say_and_serve_commands(tmp_path, server, tiny_engine, monkeypatch) -> N
     assert main(argv) == 0
     assert seen["port"] == 8123 and seen["host"] == "127.0.0.1"
     assert seen["app"].state.slots.limit == 2 and seen["app"].state.engine.voices == ["ana", "bob"]
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_answers_from_both(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "fastpitch-tiny"
+    tiny_fastpitch().save_pretrained(model_dir)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "accelerando", "serve", "--port", str(port), "--workers", "2",
+               "--threads", "1", "--model", str(model_dir), "--vocoder", "griffin-lim",
+               "--voice-alias", "nova=bob", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert _wait_for(healthy, timeout=120), "the 2-worker server did not start"
+        assert httpx.get(f"{url}/v1/audio/voices").json()["aliases"]["nova"] == "bob"
+        for _ in range(4):
+            with httpx.Client(base_url=url, timeout=60) as client:
+                response = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": "nova",
+                                                                "response_format": "wav"})  # fmt: skip
+                assert response.status_code == 200 and response.headers["x-voice"] == "bob"
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) >= 2  # uvicorn's two worker processes (each with its own engine)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_missing_bundled_model_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> None:
