@@ -60,53 +60,23 @@ def _load_pipeline(model: str | None):
     return load(path, expect=(MelDiTPipeline.__name__,))
 
 
-F0_MIN_HZ = (
-    27.5  # A0, below the lowest note of the corpus (E1, 41 Hz, on the bass); pYIN's default 65 Hz is C2
-)
-F0_MAX_HZ = (
-    4186.0  # C8; pYIN's default 2093 Hz (C7) is the corpus's highest note, which it then reads an octave low
-)
-F0_FRAME_LENGTH = 2048  # two periods of F0_MIN_HZ at 22050 Hz fit in one pYIN frame
+_MOVED = ("F0_FRAME_LENGTH", "F0_MAX_HZ", "F0_MIN_HZ", "estimate_f0_hz", "estimate_midi_pitch")
 
 
-def estimate_f0_hz(
-    wav: Any, sample_rate: int, hop_length: int = 256, fmin: float = F0_MIN_HZ, fmax: float = F0_MAX_HZ
-) -> float:
-    """Median pYIN f0 in Hz over the voiced frames of a mono note ``(T,)``; ``nan`` when no frame is voiced.
+def __getattr__(name: str) -> Any:
+    """The pitch estimate moved to ``accelerando.accelerate_dit.note_edit``; its old names still import from here
+    (lazily, so ``accelerando --help`` does not load torch)."""
+    if name in _MOVED:
+        from accelerando.accelerate_dit import note_edit
 
-    The default search, 27.5 Hz (A0) to 4186 Hz (C8) with a 2048-sample frame, finds the bass notes below C2 and
-    the notes at C7 that pYIN's default range (65-2093 Hz) clamps to its edges. pYIN's cost grows with the square
-    of the range: narrow ``fmin`` / ``fmax`` when the pitch is roughly known.
-    """
-    import numpy as np
-
-    from accelerando.audio import extract_f0
-
-    if not 0 < fmin < fmax:
-        raise ValueError(f"Need 0 < fmin < fmax for the f0 search, got fmin={fmin}, fmax={fmax}.")
-    f0, voiced, _ = extract_f0(
-        wav, sample_rate, hop_length=hop_length, fmin=fmin, fmax=fmax, frame_length=F0_FRAME_LENGTH
-    )
-    f0 = np.asarray(f0)[np.asarray(voiced, dtype=bool)]
-    f0 = f0[np.isfinite(f0) & (f0 > 0)]
-    return float(np.median(f0)) if f0.size else float("nan")
-
-
-def _estimate_pitch(wav, cfg) -> int:
-    import math
-
-    f0 = estimate_f0_hz(wav, cfg.sample_rate, cfg.hop_length)
-    if math.isnan(f0):
-        raise ValueError("Could not find a pitch in the input (no voiced frames); pass --pitch MIDI_NUMBER.")
-    return int(round(69 + 12 * math.log2(f0 / 440.0)))
+        return getattr(note_edit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    import torch.nn.functional as F
-
-    from accelerando.accelerate_dit.rf_solver import RFEditConfig, rf_edit
-    from accelerando.audio import MelConfig, load_audio, mel_spectrogram, save_audio
+    from accelerando.accelerate_dit.note_edit import PitchNotFoundError, edit_note_audio, note_mel_config
+    from accelerando.accelerate_dit.rf_solver import RFEditConfig
+    from accelerando.audio import load_audio, save_audio
     from accelerando.generation.instruments import resolve_program
 
     target = _instrument(args.to_instrument)
@@ -117,46 +87,23 @@ def run(args: argparse.Namespace) -> int:
     blocks = _parse_blocks(args.inject_blocks)
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"--input {args.input} does not exist.")
-    torch.manual_seed(args.seed)
 
     pipe = _load_pipeline(args.model)
-    transformer = pipe.transformer
-    cfg = MelConfig(n_mels=transformer.config.n_mels)
-    wav = load_audio(args.input, sr=cfg.sample_rate)  # (T,)
-    num_samples = wav.shape[-1]
-    if num_samples < cfg.n_fft:
-        wav = F.pad(wav, (0, cfg.n_fft - num_samples))
-    mel = mel_spectrogram(wav, cfg)  # (1, n_mels, frames)
-    frames = mel.shape[-1]
-    width = transformer.patch_size[1]
-    pad = (-frames) % width
-    if pad:  # repeat the last frame up to a multiple of the patch width; trimmed again below
-        mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, pad)], dim=-1)
-
-    pitch = args.pitch if args.pitch is not None else _estimate_pitch(wav[:num_samples].numpy(), cfg)
-    target_condition = {"instrument": target, "pitch": pitch, "velocity": args.velocity}
-    source_condition = None if source is None else {**target_condition, "instrument": source}
+    wav = load_audio(args.input, sr=note_mel_config(pipe).sample_rate)  # (T,)
     config = RFEditConfig(
         num_steps=args.steps, inject_steps=args.inject_steps, inject_blocks=blocks,
         shift=args.shift, guidance_scale=args.guidance_scale,
     )  # fmt: skip
-    out = rf_edit(pipe, mel, source_condition, target_condition, config=config)
-
-    if out.audios is not None:
-        audio = out.audios[0].float()
-    else:
-        from accelerando.vocoders.griffin_lim import GriffinLim
-
-        audio = torch.as_tensor(GriffinLim(cfg).synthesize(out.mels[..., :frames].cpu())[0]).float()
-    audio = audio.flatten()[:num_samples]
-    audio = F.pad(audio, (0, num_samples - audio.shape[0]))
-    peak = audio.abs().max()
-    if peak > 1:
-        audio = audio / peak
-    save_audio(args.out, audio.cpu(), cfg.sample_rate)
+    try:
+        edit = edit_note_audio(
+            pipe, wav, target, source, pitch=args.pitch, velocity=args.velocity, config=config, seed=args.seed
+        )
+    except PitchNotFoundError as err:
+        raise PitchNotFoundError(f"{err} Pass --pitch MIDI_NUMBER.") from None
+    save_audio(args.out, edit.audio, edit.sample_rate)
     print(
-        f"wrote {args.out}: {num_samples / cfg.sample_rate:.2f} s, "
-        f"{'unconditional' if source is None else source} -> {target}, pitch {pitch}"
+        f"wrote {args.out}: {len(edit.audio) / edit.sample_rate:.2f} s, "
+        f"{'unconditional' if source is None else source} -> {target}, pitch {edit.pitch}"
     )
     return 0
 

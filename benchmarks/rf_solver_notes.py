@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from accelerando.accelerate_dit.note_edit import F0_MIN_HZ, estimate_f0_hz
 from accelerando.accelerate_dit.rf_solver import RFEditConfig, rf_edit, rf_solver_invert
-from accelerando.edit_cli import F0_MIN_HZ, estimate_f0_hz
 from accelerando.generation import (
     MelDiT,
     MelDiTPipeline,
@@ -424,9 +424,9 @@ def run(
             ].item(),
             "guidance_scale": edit_config.guidance_scale,
             "vocoder": vocoder_name,
-            "pitch_method": "median pYIN f0 (accelerando.edit_cli.estimate_f0_hz: extract_f0, frame 2048, "
-            "10-cent bins, searched 1.5 octaves either side of the MIDI pitch) of the vocoded edit vs of the "
-            "vocoded source mel, in cents; the note classifier's pitch head for the MIDI pitch",
+            "pitch_method": "median pYIN f0 (accelerando.accelerate_dit.note_edit.estimate_f0_hz: extract_f0, "
+            "frame 2048, 10-cent bins, searched 1.5 octaves either side of the MIDI pitch) of the vocoded edit vs "
+            "of the vocoded source mel, in cents; the note classifier's pitch head for the MIDI pitch",
             "source": {
                 "instrument_recognised": src_scores["instrument_accuracy"],
                 "pitch_recognised": src_scores["pitch_accuracy"],

@@ -193,16 +193,6 @@ def generate_note(
     return (mel_cfg.sample_rate, to_int16(audio[0])), image, summary
 
 
-def _estimate_pitch(wav: np.ndarray, sr: int, hop: int) -> int:
-    from accelerando.audio import extract_f0
-
-    f0, voiced, _ = extract_f0(wav, sr, hop_length=hop)
-    f0 = f0[voiced & (f0 > 0)]
-    if f0.size == 0:
-        raise ValueError("No pitch was found in the note; set its MIDI pitch by hand.")
-    return int(round(69 + 12 * np.log2(float(np.median(f0)) / 440.0)))
-
-
 def edit_note(
     audio_path: str | None,
     target: str,
@@ -216,14 +206,19 @@ def edit_note(
     """RF-Edit a recorded note to ``target``, keeping its melody (pitch, timing, dynamics).
 
     ``source`` is the note's instrument (``None`` / ``""``: invert unconditionally); ``pitch`` 0 or
-    ``None`` estimates it with pYIN. Returns ``((sr, int16 audio), input image, output image, summary)``.
+    ``None`` estimates it with pYIN. The edit is ``accelerando edit``'s
+    (:func:`accelerando.accelerate_dit.note_edit.edit_note_audio`, velocity 100, the default shift, shared blocks
+    and guidance). Returns ``((sr, int16 audio), input image, output image, summary)``.
     """
     import dataclasses
 
-    import torch
-
-    from accelerando.accelerate_dit import RFEditConfig, rf_edit
-    from accelerando.audio import MelConfig, mel_spectrogram
+    from accelerando.accelerate_dit import RFEditConfig
+    from accelerando.accelerate_dit.note_edit import (
+        PitchNotFoundError,
+        edit_note_audio,
+        estimate_midi_pitch,
+        note_mel_config,
+    )
 
     names = instrument_names(cache)
     if target not in names:
@@ -239,45 +234,28 @@ def edit_note(
     if inject_steps is None or not 0 <= int(inject_steps) <= int(steps):
         raise ValueError(f"Inject steps must be 0..steps ({int(steps)}), got {inject_steps!r}.")
     pipe = _pipeline(cache)
-    transformer = pipe.transformer
-    cfg = MelConfig(n_mels=transformer.config.n_mels)
+    cfg = note_mel_config(pipe)
     edit_limits = dataclasses.replace(
         limits, max_audio_seconds=min(limits.max_audio_seconds, MAX_EDIT_SECONDS)
     )
     wav = load_input_audio(audio_path, cfg.sample_rate, edit_limits)
-    num_samples = len(wav)
-    padded = np.pad(wav, (0, max(0, cfg.n_fft - num_samples)))
-    mel = mel_spectrogram(torch.from_numpy(padded), cfg)  # (1, n_mels, frames)
-    frames = mel.shape[-1]
-    width = transformer.patch_size[1]
-    pad = (-frames) % width
-    if pad:  # repeat the last frame to a multiple of the patch width; trimmed again below
-        mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, pad)], dim=-1)
-    midi = int(pitch) if pitch else _estimate_pitch(wav, cfg.sample_rate, cfg.hop_length)
-    if not 0 <= midi <= 127:
-        raise ValueError(f"Pitch must be a MIDI number 0-127, got {midi}.")
-    target_cond = {"instrument": target, "pitch": midi, "velocity": 100}
-    source_cond = {**target_cond, "instrument": source} if source else None
+    try:  # outside the model's lock: pYIN takes seconds on a long note
+        midi = int(pitch) if pitch else estimate_midi_pitch(wav, cfg.sample_rate, cfg.hop_length)
+    except PitchNotFoundError as err:
+        raise ValueError(f"{err} Set its MIDI pitch by hand.") from None
     config = RFEditConfig(num_steps=int(steps), inject_steps=int(inject_steps))
     with cache.lock("meldit"):
-        start = time.perf_counter()
-        out = rf_edit(pipe, mel.to(transformer.device), source_cond, target_cond, config=config)
-        edited = out.mels[..., :frames].float()
-        with torch.inference_mode():
-            audio = _vocoder(pipe, cache).synthesize(edited)
-        elapsed = time.perf_counter() - start
-    audio = audio[0].float().cpu().numpy()[:num_samples]
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 1.0:
-        audio = audio / peak
+        edit = edit_note_audio(
+            pipe, wav, target, source or None, pitch=midi, config=config, vocoder=_vocoder(pipe, cache)
+        )
     summary = (
         f"{source or 'unconditional inversion'} → **{target}**, pitch {midi}"
         f"{'' if pitch else ' (estimated)'}, {int(steps)} RF-Solver steps, values shared for the first "
-        f"{int(inject_steps)}; {elapsed:.2f} s on {cache.device}."
+        f"{int(inject_steps)}; {edit.seconds:.2f} s on {cache.device}."
     )
-    before = mel_image(mel[..., :frames], "input", cfg.sample_rate, cfg.hop_length)
-    after = mel_image(edited[0], f"edited: {target}", cfg.sample_rate, cfg.hop_length)
-    return (cfg.sample_rate, to_int16(audio)), before, after, summary
+    before = mel_image(edit.mel_in, "input", cfg.sample_rate, cfg.hop_length)
+    after = mel_image(edit.mel_out, f"edited: {target}", cfg.sample_rate, cfg.hop_length)
+    return (edit.sample_rate, to_int16(edit.audio)), before, after, summary
 
 
 @user_errors
