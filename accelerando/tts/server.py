@@ -195,7 +195,7 @@ class SpeechServer:
 
     @property
     def model_names(self) -> list[str]:
-        return list(dict.fromkeys([self.model_name, "accelerando-tts", *OPENAI_MODELS]))
+        return list(dict.fromkeys([self.model_name, "accelerando-tts", "accelerando", *OPENAI_MODELS]))
 
     def check_key(self, token: str | None) -> None:
         if self.api_key is None:

@@ -53,7 +53,8 @@ def test_two_processes_split_the_lines_and_match_one_process(tmp_path) -> None:
             and audio.shape == expected.shape
             and row["seconds"] == pytest.approx(len(audio) / sr, abs=1e-3)
         )
-        np.testing.assert_allclose(audio, np.clip(expected, -1, 1), atol=2e-3)  # 16-bit files; Griffin-Lim iterates float rounding
+        # 16-bit files; Griffin-Lim iterates float rounding
+        np.testing.assert_allclose(audio, np.clip(expected, -1, 1), atol=2e-3)
 
 
 def test_read_lines_errors_name_the_file(tmp_path) -> None:

@@ -229,3 +229,22 @@ def test_predict_f0_is_what_synthesis_decodes():
     torch.testing.assert_close(f0, model.decode_f0(out.pitch_logits))
     torch.testing.assert_close(p_voiced, torch.sigmoid(out.voicing_logits))
     assert f0.shape == p_voiced.shape == (2, 12) and ((f0 >= 50) & (f0 <= 800)).all()
+
+
+def test_voicing_temperature_one_is_the_default_and_lower_sharpens_the_gate():
+    model = _tiny(n_waveshapers=0)  # the additive harmonics and the noise only
+    with torch.no_grad():
+        model.voicing_head.weight.zero_()
+        model.voicing_head.bias.fill_(-1.0)  # p(voiced) = 0.27 everywhere
+        model.noise_mlp.net[-1].bias.fill_(-30.0)  # no noise: the harmonic part alone
+        model.amp_mlp.net[-1].bias[0].fill_(3.0)  # a loud harmonic gain
+    mel = _mel(12)
+    default = model.synthesize(mel, seed=1)
+    sharp = MelNEWT.from_config(model.config, voicing_temperature=0.25).eval()
+    sharp.load_state_dict(model.state_dict())
+    same = MelNEWT.from_config(model.config, voicing_temperature=1.0).eval()
+    same.load_state_dict(model.state_dict())
+    torch.testing.assert_close(same.synthesize(mel, seed=1), default)
+    assert float(sharp.synthesize(mel, seed=1).pow(2).mean()) < 0.5 * float(default.pow(2).mean())
+    with pytest.raises(ValueError, match="voicing_temperature"):
+        MelNEWT(voicing_temperature=0.0)

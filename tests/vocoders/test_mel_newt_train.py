@@ -95,3 +95,39 @@ def test_bad_f0_range_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         mel_train.parse_args(["--data_dir", str(tmp_path), "--f0_min", "300", "--f0_max", "200"])
     assert "--f0_max (200.0) must exceed --f0_min (300.0)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_init_model_from_a_lookup_table_checkpoint_and_input_mels(tmp_path):
+    ids = _write_corpus(tmp_path / "corpus")
+    config = _config(tmp_path / "config.json")
+    first = mel_train.main(_args(tmp_path / "corpus", tmp_path / "a", config, "--max_train_steps", "1"))
+    shipped = tmp_path / "shipped"
+    MelNEWT.from_pretrained(first).to_fast().save_pretrained(shipped)  # as `recipe --export` ships it
+    mels = tmp_path / "gta"
+    mels.mkdir()
+    for item_id in ids[:-1]:  # an "acoustic model's" mels: the recording's, blurred in time
+        audio, _ = sf.read(tmp_path / "corpus" / "wavs" / f"{item_id}.wav", dtype="float32")
+        from accelerando.audio import mel_spectrogram
+
+        mel = mel_spectrogram(torch.from_numpy(audio))[0].numpy()
+        np.save(mels / f"{item_id}.npy", (mel[:, :-2] + mel[:, 1:-1] + mel[:, 2:]) / 3)
+    args = _args(tmp_path / "corpus", tmp_path / "b", config, "--max_train_steps", "1", "--init_model",
+                 str(shipped), "--input_mels", str(mels), "--input_mel_prob", "1.0")  # fmt: skip
+    model = MelNEWT.from_pretrained(mel_train.main(args))
+    assert not model.config.use_lookup_table
+    (mels / f"{ids[0]}.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=f"{ids[0]}.npy"):
+        mel_train.main(args)
+
+
+def test_swap_input_mels_takes_the_same_frames_of_the_utterance():
+    mels = {"a": torch.arange(20.0).expand(2, 20), "b": -torch.arange(20.0).expand(2, 20)}
+    crop = torch.zeros(2, 2, 4)
+    out = mel_train.swap_input_mels(crop, ["a", "b"], torch.tensor([3, 18]), mels, prob=1.0)
+    assert out[0, 0].tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert out[1, 1].tolist() == [-18.0, -19.0, 0.0, 0.0]  # past the end: the crop's own frames
+    assert crop.abs().sum() == 0  # the input is not changed in place
+    torch.testing.assert_close(
+        mel_train.swap_input_mels(crop, ["a", "b"], torch.tensor([0, 0]), mels, 0.0), crop
+    )

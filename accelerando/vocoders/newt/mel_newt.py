@@ -116,6 +116,9 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         n_noise_bands, noise_ir_length: the noise filter (band gains per frame, FIR taps).
         f0_min, f0_max, n_pitch_bins: the pitch classifier's log-spaced bins.
         use_lookup_table, lut_size, lut_range: FastNEWT (see :meth:`to_fast`).
+        voicing_temperature: the harmonic gain is ``sigmoid(voicing_logit / voicing_temperature)``; 1 in
+            training, below 1 at inference sharpens the voiced/unvoiced decision (less harmonic buzz in
+            consonants when the mel is smoother than a recording's, e.g. an acoustic model's).
     """
 
     streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
@@ -143,9 +146,11 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         use_lookup_table: bool = False,
         lut_size: int = 4096,
         lut_range: float = 3.0,
+        voicing_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         for name, value in dict(
+            voicing_temperature=voicing_temperature,
             sample_rate=sample_rate, hop_length=hop_length, n_mels=n_mels, mel_std=mel_std,
             context_frames=context_frames, hidden=hidden, n_harmonics=n_harmonics,
             n_noise_bands=n_noise_bands, f0_min=f0_min, n_pitch_bins=n_pitch_bins,
@@ -260,7 +265,8 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         below_nyquist = k * ramp_f0.unsqueeze(-1) < cfg.sample_rate / 2  # (B, F, K)
         distribution = raw[..., 1:].softmax(-1) * below_nyquist
         distribution = distribution / distribution.sum(-1, keepdim=True).clamp_min(1e-7)
-        gain = scaled_sigmoid(raw[..., :1]) * torch.sigmoid(voicing_logits).unsqueeze(-1)  # (B, F, 1)
+        voicing = torch.sigmoid(voicing_logits / cfg.voicing_temperature)
+        gain = scaled_sigmoid(raw[..., :1]) * voicing.unsqueeze(-1)  # (B, F, 1)
         amps = gain * distribution  # (B, F, K)
         bands = scaled_sigmoid(self.noise_mlp(emb))  # (B, F, n_noise_bands)
 

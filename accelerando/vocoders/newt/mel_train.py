@@ -69,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default="mrstft",
         help="mrstft: Parallel WaveGAN's 3 resolutions (NEWT's loss); multiscale: DDSP's 6 FFT sizes 2048..64.",
     )
+    add(
+        "--input_mels",
+        type=str,
+        default=None,
+        help="A folder of <id>.npy mels frame-aligned with the recordings (e.g. an acoustic model's "
+        "ground-truth-aligned mels: python -m accelerando.tts.fastpitch.gta); a crop's input mel is taken "
+        "from there with probability --input_mel_prob (the target stays the recording).",
+    )
+    add("--input_mel_prob", type=float, default=0.5, help="Share of crops that use --input_mels.")
     add("--pitch_loss_weight", type=float, default=0.1, help="Weight of the pitch cross-entropy.")
     add("--voicing_loss_weight", type=float, default=0.1, help="Weight of the voicing cross-entropy.")
     add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
@@ -95,6 +104,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = add_arguments(parser).parse_args(argv)
     if not args.f0_max > args.f0_min:
         parser.error(f"--f0_max ({args.f0_max}) must exceed --f0_min ({args.f0_min})")
+    if not 0.0 <= args.input_mel_prob <= 1.0:
+        parser.error(f"--input_mel_prob must be in [0, 1]; got {args.input_mel_prob}")
+    if args.input_mels and not Path(args.input_mels).is_dir():
+        parser.error(f"--input_mels {args.input_mels!r} is not a folder")
     return args
 
 
@@ -135,6 +148,44 @@ def crop_f0(
     return torch.stack(f0s), torch.stack(voiced)
 
 
+def load_input_mels(folder: str | Path, ids: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``{id: (n_mels, frames)}`` from ``folder/<id>.npy`` for every id; ``FileNotFoundError`` names the
+    first missing one (make them for the whole training split)."""
+    import numpy as np
+
+    out = {}
+    for item_id in ids:
+        path = Path(folder) / f"{item_id.replace('/', '_')}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--input_mels has no {path.name} (utterance {item_id!r}); make every one"
+            )
+        out[item_id] = torch.from_numpy(np.load(path, allow_pickle=False))
+    return out
+
+
+def swap_input_mels(
+    mel: torch.Tensor,
+    ids: Sequence[str],
+    starts: torch.Tensor,
+    mels: dict[str, torch.Tensor],
+    prob: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``mel (B, n_mels, F)`` with each crop's rows replaced, with probability ``prob``, by the same frames of
+    its utterance's mel in ``mels`` (frames past the end keep the crop's own)."""
+    if prob <= 0:
+        return mel
+    mel = mel.clone()
+    frames = mel.shape[-1]
+    pick = torch.rand(len(ids), generator=generator) < prob
+    for b, (item_id, start) in enumerate(zip(ids, starts.tolist())):
+        if pick[b]:
+            source = mels[item_id][:, start : start + frames]
+            mel[b, :, : source.shape[-1]] = source.to(mel)
+    return mel
+
+
 def build_model(args: argparse.Namespace) -> MelNEWT:
     if args.init_model:
         from accelerando.pretrained.loading import load
@@ -154,6 +205,7 @@ def main(args: argparse.Namespace) -> Path:
     accelerator = T.create_accelerator(args, project_name="newt-speech")
     train_utts, crops, valid_utts = vocoder_datasets(args)
     tracks = utterance_f0(train_utts, Path(args.output_dir) / "f0_cache", args.f0_min, args.f0_max)
+    input_mels = load_input_mels(args.input_mels, list(tracks)) if args.input_mels else None
     model = build_model(args)
     if model.config.use_lookup_table:
         raise ValueError("Train the MLP model (use_lookup_table=False); make a FastNEWT with to_fast()")
@@ -166,6 +218,8 @@ def main(args: argparse.Namespace) -> Path:
         batch: dict[str, Any], prepared: torch.nn.Module, newt: MelNEWT
     ) -> tuple[torch.Tensor, dict]:
         audio, mel = batch["audio"], batch["mel"]  # (B, T), (B, 80, frames)
+        if input_mels is not None:
+            mel = swap_input_mels(mel, batch["id"], batch["start_frame"], input_mels, args.input_mel_prob)
         f0, voiced = crop_f0(tracks, batch["id"], batch["start_frame"], mel.shape[-1])
         f0, voiced = f0.to(mel.device), voiced.to(mel.device)
         out = prepared(mel, f0_hz=f0)
