@@ -51,7 +51,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security, WebSocket, W
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
@@ -78,9 +78,19 @@ ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 
 
 class VoiceOptions(BaseModel):
-    """What both transports accept about the voice (strict types: ``"1.5"`` or ``true`` is no speed)."""
+    """What both transports accept about the voice (strict types: ``"1.5"`` or ``true`` is no speed).
+
+    ``voice`` may also be OpenAI's voice object ``{"id": "slt"}``.
+    """
 
     model_config = ConfigDict(extra="ignore", strict=True)
+
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice_object(cls, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"id"} and isinstance(value["id"], str):
+            return value["id"]
+        return value
 
     voice: str | None = Field(
         None, max_length=200, description="A voice or an OpenAI voice name from /v1/audio/voices."
@@ -171,6 +181,7 @@ class _Slots:
 
 
 _LONG_WORD = re.compile(r"[^\W_]+")
+_DATED_OPENAI_MODEL = re.compile(rf"(?:{'|'.join(map(re.escape, OPENAI_MODELS))})-\d{{4}}-\d{{2}}-\d{{2}}")
 
 
 @dataclass
@@ -229,7 +240,8 @@ class SpeechServer:
         )
 
     def check_model(self, model: str) -> None:
-        if model not in self.model_names:
+        """Ours or OpenAI's (also a dated snapshot such as ``gpt-4o-mini-tts-2025-12-15``); 400 otherwise."""
+        if model not in self.model_names and not _DATED_OPENAI_MODEL.fullmatch(model):
             raise ApiError(
                 400,
                 f"Unknown model {model!r}; accepted: {', '.join(self.model_names)}.",
@@ -349,8 +361,16 @@ def _sse_event(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
-def _usage(text: str, samples: int) -> dict[str, int]:
-    return {"input_tokens": len(text), "output_samples": samples}
+def _usage(text: str, samples: int, hop_length: int) -> dict[str, int]:
+    """OpenAI's usage shape: input tokens = characters, output tokens = audio frames (``hop_length``
+    samples each); ``output_samples`` is ours."""
+    output = -(-samples // hop_length)
+    return {
+        "input_tokens": len(text),
+        "output_tokens": output,
+        "total_tokens": len(text) + output,
+        "output_samples": samples,
+    }
 
 
 async def _parse_speech_request(request: Request, server: SpeechServer) -> SpeechRequest:
@@ -460,7 +480,10 @@ async def speech(request: Request, server: SpeechServer = Depends(speech_server)
                     yield delta(data)
                 if sse:
                     yield _sse_event(
-                        {"type": "speech.audio.done", "usage": _usage(req.input, session.samples)}
+                        {
+                            "type": "speech.audio.done",
+                            "usage": _usage(req.input, session.samples, server.engine.hop_length),
+                        }
                     )
         finally:
             finish()
@@ -654,11 +677,51 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(router)
-    schema = app.openapi()
-    schema["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"][
-        "properties"
-    ]["input"]["maxLength"] = max_input_chars
+    _document_errors(app.openapi(), max_input_chars)
     return app
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def _document_errors(schema: dict[str, Any], max_input_chars: int) -> None:
+    """Make the OpenAPI document say what the server sends: every 4xx has the ``{"error": ...}`` body, bad
+    parameters are a 400 (not FastAPI's 422, which this server never sends), routes behind the key may
+    answer 401, and the speech route's 200 is audio or SSE only."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            responses = operation["responses"]
+            if responses.pop("422", None) is not None or path == "/v1/audio/speech":
+                responses.setdefault("400", {"description": "Bad input."})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": "Missing or wrong API key."})
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    response["content"] = error
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
+    speech = schema["paths"]["/v1/audio/speech"]["post"]
+    speech["responses"]["200"]["content"].pop("application/json", None)
+    speech["requestBody"]["content"]["application/json"]["schema"]["properties"]["input"]["maxLength"] = (
+        max_input_chars
+    )
 
 
 def _ws_event(message: dict[str, Any]) -> dict[str, Any]:

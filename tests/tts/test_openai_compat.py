@@ -151,18 +151,10 @@ def test_openai_client_errors(server, client) -> None:
     assert denied.value.status_code == 401 and denied.value.code == "invalid_api_key"
 
 
-def _client_model_names() -> list:
+def _client_model_names() -> list[str]:
     from openai.types.audio.speech_model import SpeechModel
 
-    dated = "gpt-4o-mini-tts-2025-12-15"
-    bug = (
-        f"server bug: the openai client's SpeechModel lists {dated}; the server answers 400 invalid_model "
-        "(OpenAI's API accepts it)"
-    )
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=bug)) if name == dated else name
-        for name in typing.get_args(SpeechModel)
-    ]
+    return list(typing.get_args(SpeechModel))  # dated snapshots too (gpt-4o-mini-tts-2025-12-15)
 
 
 @pytest.mark.parametrize("model", _client_model_names())
@@ -201,11 +193,6 @@ def test_openai_client_sse_stream(client, tiny_engine) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: speech.audio.done's usage is {input_tokens, output_samples}; OpenAI's "
-    "SpeechAudioDoneEvent requires usage {input_tokens, output_tokens, total_tokens} (integers)",
-)
 def test_sse_done_event_usage_has_openai_fields(client) -> None:
     with client.audio.speech.with_streaming_response.create(
         model="gpt-4o-mini-tts", voice="alloy", input="Hi there.", stream_format="sse"
@@ -308,12 +295,6 @@ def test_schemathesis_fuzzes_every_operation(api_schema) -> None:
     assert sent["POST /v1/audio/speech"] >= 20 and sent["GET /metrics"] >= 20, sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: the OpenAPI document omits statuses the server sends: 401 on GET /v1/audio/voices "
-    "and GET /metrics; GET /metrics?format=xml answers 400 but declares only 200 and 422 (FastAPI's "
-    "HTTPValidationError, which this server never sends)",
-)
 def test_openapi_documents_the_statuses_the_server_sends(api_schema) -> None:
     auth = {"Authorization": f"Bearer {API_KEY}"}
     requests = [

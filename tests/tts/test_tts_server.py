@@ -250,6 +250,8 @@ def test_openai_voice_and_model_names_and_instructions(server, tiny_engine) -> N
     response = httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
     assert response.headers["x-voice"] == "bob"
     np.testing.assert_allclose(parse_wav(response.content)[1], whole, atol=PCM_TOL, rtol=0)
+    body = {"input": "Hi there.", "voice": {"id": "bob"}, "response_format": "wav"}  # OpenAI's voice object
+    assert httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30).headers["x-voice"] == "bob"
     for voice in ("nova", "onyx", None):  # OpenAI names map to a model voice (here the default, ana)
         body = {"input": "Hi there.", "model": "tts-1", "voice": voice, "response_format": "wav"}
         response = httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
