@@ -1,9 +1,11 @@
 """The ``accelerando`` command: one entry point with sub-commands.
 
-Each sub-command lives beside the code it drives and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` to a callable taking the parsed ``argparse.Namespace`` and returning an
-exit code. Command modules are imported when the parser is built, so they keep heavy imports
-(torch, librosa, gradio) inside their ``run`` functions and ``accelerando --help`` stays fast.
+Every sub-command's front end is ``accelerando/commands/<command>.py`` (see :mod:`accelerando.commands`).
+Each exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
+parsed ``argparse.Namespace`` and returning an exit code. Command modules are imported when the parser is
+built, so they keep heavy imports (torch, librosa, gradio) inside their ``run`` functions and
+``accelerando --help`` stays fast. User commands take ``--kebab-case`` flags; ``accelerando train`` passes
+its flags to the training scripts, which keep the diffusers examples' ``--snake_case`` names.
 """
 
 from __future__ import annotations
@@ -13,18 +15,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules that provide a ``register(subparsers)`` function, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "accelerando.info",
-    "accelerando.data.cli",
-    "accelerando.bench",
-    "accelerando.train_cli",
-    "accelerando.recipes",
-    "accelerando.edit_cli",
-    "accelerando.synth_cli",
-    "accelerando.serve_cli",
-    "accelerando.demo_cli",
-)
+# The modules of ``accelerando.commands`` (each with ``register(subparsers)``), in the order --help lists them.
+COMMANDS: tuple[str, ...] = ("info", "corpus", "bench", "train", "recipe", "edit", "synth", "serve", "demo")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -43,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"accelerando {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"accelerando.commands.{name}").register(subparsers)
     return parser
 
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from accelerando.bench import run_griffin_lim, run_vocoder
 from accelerando.metrics import VOCODER_METRICS
 from accelerando.metrics.report import environment, save_figure, summarize, write_results
 from accelerando.metrics.timing import compare_speed, cpu_model
-from accelerando.vocoders import PeriodWave, PeriodWaveTurbo
+from accelerando.metrics.vocoder_bench import run_vocoder
+from accelerando.vocoders import GriffinLim, PeriodWave, PeriodWaveTurbo
 
 HOP, SAMPLE_RATE = 256, 22050
 PAPER_XRT_CPU = {"PeriodWave-B, 16 steps": 0.21, "Turbo-S": 2.58, "Turbo-B": 1.12}  # EPYC 7313
@@ -101,7 +101,9 @@ def bench_quality(systems: dict[str, System], corpus: str, max_items: int, threa
         print(f"quality: {name}", flush=True)
         rows[name] = run_vocoder(system, corpus, "test", max_items, seed=0)
     print("quality: Griffin-Lim", flush=True)
-    rows["Griffin-Lim (32 iter.)"] = run_griffin_lim(corpus, "test", max_items, seed=0)["items"]
+    rows["Griffin-Lim (32 iter.)"] = run_vocoder(
+        GriffinLim(n_iter=32, seed=0), corpus, "test", max_items, seed=0
+    )
     summary = {
         name: {metric: summarize([r[metric] for r in items]) for metric in VOCODER_METRICS}
         for name, items in rows.items()

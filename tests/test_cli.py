@@ -48,7 +48,7 @@ def test_unknown_command_exits_with_usage(capsys):
 
 
 def test_user_errors_print_one_line_not_a_traceback(capsys, monkeypatch):
-    import accelerando.info as info_module
+    import accelerando.commands.info as info_module
 
     def boom(args):
         raise ValueError("bad value 'x'; accepted: y or z")
@@ -74,7 +74,7 @@ def test_train_unknown_model_lists_choices(capsys):
 
 
 def test_sim_is_a_train_command(capsys):
-    from accelerando.train_cli import TRAINERS
+    from accelerando.commands.train import TRAINERS
 
     assert TRAINERS["sim"] == "accelerando.accelerate_dit.sim.train"
     with pytest.raises(SystemExit):

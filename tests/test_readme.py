@@ -39,4 +39,17 @@ def test_readme_python_block_runs(index, tmp_path, monkeypatch):
     if "corpora/" in code:
         _write_tiny_ljspeech(tmp_path / "corpora" / "speech")
         monkeypatch.chdir(tmp_path)
+    if "127.0.0.1:8000" in code:  # a speech-API client example: serve a tiny engine, point the code at it
+        from tts_helpers import LocalVocoder, tiny_fastpitch
+
+        from accelerando.tts import StreamingSynthesizer
+        from accelerando.tts.server import BackgroundServer, create_app
+
+        monkeypatch.chdir(tmp_path)
+        engine = StreamingSynthesizer(tiny_fastpitch(), LocalVocoder())
+        with BackgroundServer(create_app(engine)) as live:
+            code = code.replace("http://127.0.0.1:8000", live.url)
+            exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": "__readme__"})
+        assert any(tmp_path.iterdir()), "the client example wrote no file"
+        return
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": "__readme__"})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import accelerando.pretrained as pretrained
-from accelerando import recipes
+from accelerando.commands import recipe as recipes
 from accelerando.vocoders import FreGrad
 
 

@@ -3,7 +3,8 @@
 The note is read at the mel front end's sample rate, turned into a log-mel, inverted to noise with RF-Solver
 under its source condition while the attention values of the late MelDiT blocks are stored, and regenerated under
 the target instrument with those values shared for the first steps (Wang et al., arXiv 2411.04746). The output has
-the input's length.
+the input's length. The edit itself (and the pYIN pitch estimate) is :mod:`accelerando.accelerate_dit.note_edit`,
+shared with the demo's Edit tab; this module parses flags, loads the pipeline and writes the file.
 
 Example::
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 DEFAULT_MODEL = "meldit-notes"  # the bundled checkpoint under accelerando/pretrained/, once it exists
 
@@ -58,19 +58,6 @@ def _load_pipeline(model: str | None):
     from accelerando.pretrained.loading import load
 
     return load(path, expect=(MelDiTPipeline.__name__,))
-
-
-_MOVED = ("F0_FRAME_LENGTH", "F0_MAX_HZ", "F0_MIN_HZ", "estimate_f0_hz", "estimate_midi_pitch")
-
-
-def __getattr__(name: str) -> Any:
-    """The pitch estimate moved to ``accelerando.accelerate_dit.note_edit``; its old names still import from here
-    (lazily, so ``accelerando --help`` does not load torch)."""
-    if name in _MOVED:
-        from accelerando.accelerate_dit import note_edit
-
-        return getattr(note_edit, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,13 +1,16 @@
-"""``accelerando info``: versions, device, threads and the bundled checkpoints."""
+"""``accelerando info``: versions, device, threads and the bundled checkpoints.
+
+The facts come from :func:`accelerando.system.collect_info`, which the benchmarks' results headers share.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from accelerando.system import collect_info, package_version
+from accelerando.system import collect_info
 
-__all__ = ["collect_info", "package_version", "register", "run"]
+__all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ stage from the bundled checkpoint itself when the earlier stages' runs are gone 
 where the recipe says so, to keep the package small; NEWT's lookup-table form where it says so, for speed),
 keeping the folder's model card.
 
+Flags: the recipe's own flags are ``--kebab-case`` like every user command's; ``--max-train-steps`` is also
+accepted as ``--max_train_steps``, the name the training scripts give it, since training flags keep the names
+of diffusers' example training scripts (``--snake_case``, see ``accelerando train --help``).
+
 Example::
 
     accelerando recipe --list

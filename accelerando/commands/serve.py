@@ -113,7 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
     else:  # uvicorn starts N processes; each imports the factory and loads its own engine
         os.environ[SERVE_CONFIG_ENV] = json.dumps(settings)
         uvicorn.run(
-            "accelerando.serve_cli:app_from_environment", factory=True, workers=args.workers, **common
+            "accelerando.commands.serve:app_from_environment", factory=True, workers=args.workers, **common
         )
     return 0
 

@@ -2,9 +2,12 @@
 
 Each entry of ``TRAINERS`` names a training module with ``parse_args(argv)`` and ``main(args)``; every flag after the model name
 is passed to it unchanged, so ``accelerando train fregrad --help`` prints that script's flags. The
-same scripts run on several processes or GPUs with ``accelerate launch -m MODULE FLAGS``. Training flags keep
-the diffusers-example spelling (``--output_dir``, ``--train_batch_size``, ``--resume_from_checkpoint latest``)
-that users of those scripts know, so they are snake_case while the other commands' flags are kebab-case.
+same scripts run on several processes or GPUs with ``accelerate launch -m MODULE FLAGS``.
+
+Flags: training flags keep the names of diffusers' example training scripts, in ``--snake_case``
+(``--output_dir``, ``--train_batch_size``, ``--resume_from_checkpoint latest``), so users of those scripts
+know them; every user command (corpus, bench, recipe, edit, synth, serve, say, demo) takes ``--kebab-case``
+flags.
 """
 
 from __future__ import annotations

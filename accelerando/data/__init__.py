@@ -5,7 +5,7 @@
   :func:`build_melody_corpus` (fluidsynth + the GM soundfont; notes with labels, melodies with exact f0).
 - ``datasets``: :class:`LJSpeechDataset`, :class:`LibriTTSDataset`, :class:`AudioSegmentDataset`.
 - ``instrument_datasets``: :class:`NoteDataset`, :class:`MelodyDataset`.
-- ``cli``: ``accelerando corpus speech|instruments``.
+- The command ``accelerando corpus speech|instruments`` is :mod:`accelerando.commands.corpus`.
 
 Names are imported lazily, so ``import accelerando.data`` stays cheap.
 """

@@ -11,6 +11,8 @@
 - intelligibility: :func:`transcribe` (offline PocketSphinx en-us), :func:`word_error_rate` (jiwer);
   pocketsphinx and jiwer are imported on first call
 - :func:`evaluate_vocoder`: the suite every vocoder benchmark reports.
+- report / vocoder_bench (import them from the sub-modules): results files and figures; the corpus loop
+  that scores a vocoder on a split (shared by ``accelerando bench`` and ``benchmarks/``).
 """
 
 from __future__ import annotations

@@ -92,19 +92,6 @@ def test_no_voiced_frame_is_a_clear_error(pipe):
         estimate_f0_hz(silence, SR, fmin=300.0, fmax=200.0)
 
 
-def test_the_cli_keeps_the_old_import_path():
-    import accelerando.edit_cli as edit_cli
-
-    assert edit_cli.estimate_f0_hz is estimate_f0_hz
-    assert (
-        (edit_cli.F0_MIN_HZ, edit_cli.F0_MAX_HZ)
-        == (note_edit.F0_MIN_HZ, note_edit.F0_MAX_HZ)
-        == (27.5, 4186.0)
-    )
-    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
-        edit_cli.nope  # noqa: B018
-
-
 # --- edit_note_audio ---------------------------------------------------------------------------------------------
 
 

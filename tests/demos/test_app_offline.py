@@ -114,7 +114,7 @@ def test_demo_command_reads_host_and_port(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "--share"])
     bad = argparse.Namespace(host=None, port="http", device=None)
-    from accelerando.demo_cli import run
+    from accelerando.commands.demo import run
 
     with pytest.raises(ValueError, match="port must be a number"):
         run(bad)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from accelerando.synth_cli import INSTRUMENTS
+from accelerando.commands.synth import INSTRUMENTS
 from accelerando.vocoders import NEWT
 from accelerando.vocoders.newt.transfer import (
     INSTRUMENT_RANGES,
