@@ -79,13 +79,23 @@ def test_export_can_ship_the_lookup_table_form(tmp_path, monkeypatch):
     run = tmp_path / "runs/newt"
     stage = recipes.Stage("newt-speech", str(run), 10, [], [])
     monkeypatch.setitem(
-        recipes.RECIPES, "tiny-newt", recipes.Recipe("tiny-newt", [stage], lookup_tables=True)
+        recipes.RECIPES,
+        "tiny-newt",
+        recipes.Recipe(
+            "tiny-newt", [stage], lookup_tables=True, inference_config={"voicing_temperature": 0.5}
+        ),
     )
     torch.manual_seed(0)
     trained = MelNEWT(hidden=8, mlp_depth=2, n_harmonics=4, n_waveshapers=2, shaper_width=2, n_noise_bands=5,
                       noise_ir_length=16, n_pitch_bins=16).eval()  # fmt: skip
     trained.save_pretrained(run / "checkpoint-3" / "model")
     shipped = MelNEWT.from_pretrained(recipes.export("tiny-newt")).eval()
-    assert shipped.config.use_lookup_table
+    assert shipped.config.use_lookup_table and shipped.config.voicing_temperature == 0.5
     mel = torch.randn(1, 80, 6) - 5
-    torch.testing.assert_close(shipped.synthesize(mel, seed=0), trained.to_fast().synthesize(mel, seed=0))
+    expected = MelNEWT.from_config(trained.to_fast().config, voicing_temperature=0.5).eval()
+    expected.load_state_dict(trained.to_fast().state_dict())
+    torch.testing.assert_close(shipped.synthesize(mel, seed=0), expected.synthesize(mel, seed=0))
+    bad = recipes.Recipe("tiny-newt", [stage], inference_config={"no_such_setting": 1})
+    monkeypatch.setitem(recipes.RECIPES, "tiny-newt", bad)
+    with pytest.raises(ValueError, match="no_such_setting"):
+        recipes.export("tiny-newt")

@@ -61,6 +61,8 @@ class Recipe:
     corpus: list[str] = field(default_factory=lambda: list(CORPUS))
     float16: bool = False
     lookup_tables: bool = False  # ship the FastNEWT form (``to_fast()``: waveshapers as lookup tables)
+    # inference-only config values set in the shipped config (chosen by measurement; see the model card)
+    inference_config: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -199,6 +201,12 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         config_file = staged / "config.json"
         config = json.loads(config_file.read_text())
         config.pop("_name_or_path", None)  # where it was trained is no part of the shipped checkpoint
+        unknown = set(recipe.inference_config) - set(config)
+        if unknown:
+            raise ValueError(
+                f"Recipe {name}: inference_config names {sorted(unknown)}, not in the model's config"
+            )
+        config.update(recipe.inference_config)
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         for file in staged.iterdir():
             file.chmod(0o644)
