@@ -32,6 +32,45 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 _AUDIO_IN = dict(sources=["upload", "microphone"], type="filepath")
 
+# The Speak tab's "time to first sound at your player": from the click on Speak to the first `playing`
+# event of the streamed <audio> in #speak-audio, measured in the page. The server's figure (first audio
+# computed) misses what follows: Gradio encodes the chunks to AAC segments of a live HLS playlist
+# (one ffmpeg process per stream, started by the first chunk), the page learns the playlist's address
+# with the first chunk, and hls.js fetches it, finds it empty or nearly so while the encoder starts,
+# and asks again only 1 s later (then 2 s). `js_on_load` runs in the gr.HTML below
+# (setting `props.value` re-renders it); the listeners go on the document once, on the capture phase
+# since media events do not bubble.
+_PLAYER_TIMER_JS = """
+const timer = window.accelerandoSpeakTimer || (window.accelerandoSpeakTimer = {});
+timer.props = props;
+timer.show = (text) => { timer.props.value = text; };
+timer.cancel = () => { timer.armed = false; timer.show('–'); };
+if (!timer.installed) {
+  timer.installed = true;
+  document.addEventListener('click', (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest('#speak-button')) return;
+    const audio = document.querySelector('#speak-audio audio');
+    timer.before = audio ? audio.currentSrc : '';
+    timer.start = performance.now();
+    timer.armed = true;
+    timer.show('…');
+  }, true);
+  document.addEventListener('playing', (event) => {
+    const audio = event.target;
+    if (!timer.armed || !(audio instanceof HTMLMediaElement) || !audio.closest('#speak-audio')) return;
+    if (audio.currentSrc && audio.currentSrc === timer.before) return;  // the previous run's audio
+    timer.armed = false;
+    timer.ms = Math.round(performance.now() - timer.start);
+    timer.show(timer.ms + ' ms');
+  }, true);
+}
+"""
+_STATS_WORKING = "**working…**"
+_FAILED_JS = """() => {
+  if (window.accelerandoSpeakTimer) window.accelerandoSpeakTimer.cancel();
+  return '**failed**: no figures for this run (see the error message).';
+}"""
+
 
 def _missing(role: str) -> None:
     import gradio as gr
@@ -75,13 +114,24 @@ def _speak_tab(cache: ModelCache) -> None:
             button = gr.Button("Speak", variant="primary", elem_id="speak-button")
         with gr.Column():
             audio = gr.Audio(label="Speech", streaming=True, autoplay=True, elem_id="speak-audio")
+            gr.HTML(
+                "–",
+                html_template="Time to first sound at your player: <b>${value}</b>",
+                js_on_load=_PLAYER_TIMER_JS,
+                elem_id="speak-player",
+            )
             stats = gr.Markdown(elem_id="speak-stats")
-    button.click(
+    # In the browser only: the previous run's figures go at the click (this listener comes first: the
+    # page runs a trigger's listeners in order, each to its end), and an error replaces them.
+    button.click(None, None, [stats], js=f"() => {_STATS_WORKING!r}", queue=False, api_visibility="private")
+    speak = button.click(
         functools.partial(speak_tab, cache=cache),
         [text, voice, speed, vocoder],
         [audio, stats],
         api_name="speak",
+        show_progress_on=[audio],  # the stats stay readable, also after an error
     )
+    speak.failure(None, None, [stats], js=_FAILED_JS, queue=False, api_visibility="private")
 
 
 def _vocode_tab(cache: ModelCache) -> None:

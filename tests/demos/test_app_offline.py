@@ -67,6 +67,41 @@ def test_speak_rejects_empty_text_before_loading_anything() -> None:
         next(speak_stream("   ", None, 1.0, "Griffin-Lim", ModelCache({}, "cpu")))
 
 
+def test_speak_sends_the_first_chunks_at_once_then_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The player can only start on what it has: the first EARLY_CHUNKS engine chunks go out as they
+    come, then about CHUNK_SECONDS at a time; the stats say what the server measured, and only that."""
+    import numpy as np
+
+    from accelerando.demos import speak
+
+    sr, chunk = 100, 35  # engine chunks of 0.35 s
+
+    class Stream:
+        closed = False
+
+        def __iter__(self):
+            return iter([np.full(chunk, 0.1, dtype=np.float32)] * 8)
+
+        def close(self) -> None:
+            Stream.closed = True
+
+    class Engine:
+        voices = ["ana"]
+        sample_rate = sr
+
+        def stream(self, text, voice=None, speed=1.0):
+            return Stream()
+
+    monkeypatch.setattr(speak, "load_engine", lambda name, cache: Engine())
+    out = list(speak.speak_stream("Hello.", "ana", 1.0, "Griffin-Lim", ModelCache({}, "cpu")))
+    sizes = [len(audio) for (_, audio), _ in out]
+    assert sizes[: speak.EARLY_CHUNKS] == [chunk] * speak.EARLY_CHUNKS
+    assert all(size >= speak.CHUNK_SECONDS * sr for size in sizes[speak.EARLY_CHUNKS : -1])
+    assert 8 * chunk <= sum(sizes) <= 8 * chunk + 1 and Stream.closed  # + the final stats' silent tail
+    assert all("streaming" in stats for _, stats in out[:-1]) and "done" in out[-1][1]
+    assert "first audio computed on the server after" in out[-1][1] and "audio: 2.80 s" in out[-1][1]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
