@@ -248,3 +248,25 @@ def test_voicing_temperature_one_is_the_default_and_lower_sharpens_the_gate():
     assert float(sharp.synthesize(mel, seed=1).pow(2).mean()) < 0.5 * float(default.pow(2).mean())
     with pytest.raises(ValueError, match="voicing_temperature"):
         MelNEWT(voicing_temperature=0.0)
+
+
+def test_voiced_cutoff_starts_as_no_change_and_can_end_the_harmonics():
+    plain = _tiny(n_waveshapers=0)
+    with torch.no_grad():
+        plain.amp_mlp.net[-1].bias[0].fill_(3.0)  # a loud harmonic part
+    cut = MelNEWT.from_config(plain.config, voiced_cutoff=True, cutoff_rolloff_hz=20.0).eval()
+    missing, unexpected = cut.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["cutoff_head.weight", "cutoff_head.bias"] and not unexpected
+    mel = _mel(12)
+    a, b = plain.synthesize(mel, seed=1), cut.synthesize(mel, seed=1)
+    assert float((a - b).pow(2).mean() / a.pow(2).mean()) < 1e-3  # initialised near Nyquist
+    with torch.no_grad():
+        cut.cutoff_head.bias.fill_(-8.0)  # cutoff ~ 4 Hz: no harmonic passes
+        cut.noise_mlp.net[-1].bias.fill_(-30.0)
+        plain.noise_mlp.net[-1].bias.fill_(-30.0)
+    assert float(cut.synthesize(mel, seed=1).pow(2).mean()) < 1e-3 * float(
+        plain.synthesize(mel, seed=1).pow(2).mean()
+    )
+    stream = cut.stream(seed=1)
+    chunks = [stream.push(mel[..., :5]), stream.push(mel[..., 5:]), stream.finish()]
+    torch.testing.assert_close(torch.cat(chunks, dim=-1), cut.synthesize(mel, seed=1))

@@ -119,6 +119,11 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         voicing_temperature: the harmonic gain is ``sigmoid(voicing_logit / voicing_temperature)``; 1 in
             training, below 1 at inference sharpens the voiced/unvoiced decision (less harmonic buzz in
             consonants when the mel is smoother than a recording's, e.g. an acoustic model's).
+        voiced_cutoff, cutoff_rolloff_hz: a maximum voiced frequency per frame (the harmonic-plus-noise
+            model's cutoff, Stylianou 1996): a head predicts it from the mel, and harmonic *k* keeps
+            ``sigmoid((cutoff - k * f0) / cutoff_rolloff_hz)`` of its amplitude, so the harmonic part can end
+            where the noise takes over. Initialised near Nyquist (no change), so it can be added to a trained
+            model (``--init_model`` with a ``--model_config`` that turns it on).
     """
 
     streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
@@ -147,6 +152,8 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         lut_size: int = 4096,
         lut_range: float = 3.0,
         voicing_temperature: float = 1.0,
+        voiced_cutoff: bool = False,
+        cutoff_rolloff_hz: float = 500.0,
     ) -> None:
         super().__init__()
         for name, value in dict(
@@ -171,6 +178,13 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         self.control_proj = nn.Linear(hidden, hidden)
         self.pitch_head = nn.Linear(hidden, n_pitch_bins)
         self.voicing_head = nn.Linear(hidden, 1)
+        if voiced_cutoff:
+            if not cutoff_rolloff_hz > 0:
+                raise ValueError(f"MelNEWT cutoff_rolloff_hz must be positive; got {cutoff_rolloff_hz!r}")
+            self.cutoff_head = nn.Linear(hidden, 1)
+            with torch.no_grad():  # start at 0.98 x Nyquist: every audible harmonic passes
+                self.cutoff_head.weight.zero_()
+                self.cutoff_head.bias.fill_(4.0)
         self.amp_mlp = MLP(hidden, hidden, 1 + n_harmonics, mlp_depth)
         self.noise_mlp = MLP(hidden, hidden, n_noise_bands, mlp_depth)
         if n_waveshapers:
@@ -268,6 +282,9 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         voicing = torch.sigmoid(voicing_logits / cfg.voicing_temperature)
         gain = scaled_sigmoid(raw[..., :1]) * voicing.unsqueeze(-1)  # (B, F, 1)
         amps = gain * distribution  # (B, F, K)
+        if cfg.voiced_cutoff:
+            cutoff = torch.sigmoid(self.cutoff_head(emb)) * (cfg.sample_rate / 2)  # (B, F, 1) Hz
+            amps = amps * torch.sigmoid((cutoff - k * ramp_f0.unsqueeze(-1)) / cfg.cutoff_rolloff_hz)
         bands = scaled_sigmoid(self.noise_mlp(emb))  # (B, F, n_noise_bands)
 
         f0_samples = causal_upsample(f0_frames, prev_f0, hop)[:, 0]  # (B, T)

@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         type=str,
         default=None,
         help="Start from this MelNEWT (a folder or a bundled name, e.g. newt-speech); a lookup-table "
-        "(FastNEWT) checkpoint gets MLP waveshapers fitted to its tables first. Overrides --model_config.",
+        "(FastNEWT) checkpoint gets MLP waveshapers fitted to its tables first. With --model_config, the "
+        "config may add modules (e.g. voiced_cutoff) that start from their initialisation.",
     )
     add("--f0_min", type=T.positive_float, default=50.0, help="pYIN search range, low end (Hz).")
     add("--f0_max", type=T.positive_float, default=600.0, help="pYIN search range, high end (Hz).")
@@ -186,6 +187,24 @@ def swap_input_mels(
     return mel
 
 
+def grown_model(trained: MelNEWT, config: dict[str, Any]) -> MelNEWT:
+    """A MelNEWT built from ``config`` with every weight of ``trained`` it shares; its new modules (e.g. the
+    ``voiced_cutoff`` head) keep their initialisation. ``ValueError`` when a shared weight's shape differs or
+    ``trained`` has a weight the new model lacks (the config must only add to the trained one)."""
+    base = {k: v for k, v in trained.config.items() if not k.startswith("_")}  # not diffusers' bookkeeping
+    model = MelNEWT.from_config({**base, **config, "use_lookup_table": False}).train()
+    own = model.state_dict()
+    for key, value in trained.state_dict().items():
+        if key not in own or own[key].shape != value.shape:
+            raise ValueError(
+                f"--model_config does not extend --init_model: weight {key!r} "
+                f"{'is missing' if key not in own else f'has shape {tuple(own[key].shape)}'} in the new model"
+            )
+    missing, _ = model.load_state_dict(trained.state_dict(), strict=False)
+    logger.info("Grew the model: new weights %s keep their initialisation", missing)
+    return model
+
+
 def build_model(args: argparse.Namespace) -> MelNEWT:
     if args.init_model:
         from accelerando.pretrained.loading import load
@@ -194,7 +213,9 @@ def build_model(args: argparse.Namespace) -> MelNEWT:
         if model.config.use_lookup_table:
             logger.info("Fitting MLP waveshapers to the lookup tables of %s", args.init_model)
             model = model.to_trainable()
-        return model
+        if args.model_config is None:
+            return model
+        return grown_model(model, json.loads(Path(args.model_config).read_text()))
     if args.model_config is None:
         return MelNEWT()
     return MelNEWT.from_config(json.loads(Path(args.model_config).read_text()))
