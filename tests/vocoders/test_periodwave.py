@@ -102,7 +102,14 @@ class _GaussianFlow(PeriodWave):
 
 
 @pytest.mark.parametrize(
-    ("method", "steps", "tol"), [("midpoint", 16, 1e-4), ("rf_solver", 16, 1e-4), ("euler", 400, 2e-3)]
+    ("method", "steps", "tol"),
+    [
+        ("midpoint", 16, 1e-4),
+        ("rf_solver", 16, 1e-4),
+        ("rf_solver3", 16, 1e-4),
+        ("fireflow", 24, 1e-3),
+        ("euler", 400, 2e-3),
+    ],  # fmt: skip
 )
 def test_sampler_with_the_exact_field_transports_prior_to_target(method, steps, tol):
     model = _GaussianFlow.from_preset("tiny").eval()

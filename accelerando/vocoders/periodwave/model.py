@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,7 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A CPU-sized model for tests and quick experiments.
     "tiny": {"hidden_dim": 32, "encoder_blocks": 2, "encoder_up_blocks": 1, "drop_path": 0.0},
 }
-SAMPLERS = ("euler", "heun", "midpoint", "rf_solver")
+# method -> network evaluations per step (FireFlow: one per step plus one at the start)
+SAMPLERS = {"euler": 1, "heun": 2, "midpoint": 2, "rf_solver": 2, "rf_solver3": 3, "fireflow": 1}
 MEL_UPSAMPLING = 4  # the mel encoder's transposed conv
 
 
@@ -58,6 +60,8 @@ def _sampler(method: str) -> Callable[..., Tensor]:
 
     if method not in SAMPLERS:
         raise ValueError(f"Unknown sampling method {method!r}; choose one of {list(SAMPLERS)}.")
+    if method == "rf_solver3":
+        return functools.partial(samplers.sample_rf_solver, order=3)
     return getattr(samplers, f"sample_{method}")
 
 
@@ -279,8 +283,10 @@ class PeriodWave(ConfigRates, AccelerandoModel):
     ) -> Tensor:
         """Mel ``(B, n_mels, F)`` -> waveform ``(B, F * hop)`` by solving the flow ODE from ``t = 0`` to 1.
 
-        ``method`` is one of ``"euler"``, ``"heun"``, ``"midpoint"`` (default, as in the paper) or
-        ``"rf_solver"``; ``num_steps=None`` means 16. ``temperature`` scales the prior noise.
+        ``method`` is one of ``"euler"``, ``"heun"``, ``"midpoint"`` (default, as in the paper),
+        ``"rf_solver"`` (RF-Solver, 2nd order), ``"rf_solver3"`` (3rd order) or ``"fireflow"`` (midpoint with
+        velocity reuse: one evaluation per step); :data:`SAMPLERS` gives each one's evaluations per step.
+        ``num_steps=None`` means 16. ``temperature`` scales the prior noise.
         """
         from accelerando.samplers import get_sigmas_uniform
 
