@@ -7,7 +7,9 @@ time) and the aggregate audio seconds delivered per wall second (all streams' au
 start until the last stream ends). Servers measured side by side in one run:
 
 - ``--models bundled`` (default): the bundled Incremental FastPitch with each ``--vocoder`` (default: the
-  measured default and ``newt-speech``), incremental engine;
+  measured default and ``newt-speech``), incremental engine; a vocoder that streams its own state (MelNEWT)
+  is measured with one model call per stream and with dynamic batching of the streams' blocks
+  (:class:`accelerando.tts.batching.RenderBatcher`, 5 ms window), side by side;
 - ``--models random``: random ``small`` FastPitch (durations fixed to ``--frames-per-token``) and a random
   small FreGrad or Griffin-Lim, incremental engine and the whole-utterance baseline (timings only).
 
@@ -30,11 +32,16 @@ from typing import Any
 TEXT = "The quick brown fox jumps over the lazy dog, and streaming speech should start quickly."
 
 
-def build_engine(args: argparse.Namespace, incremental: bool, vocoder: str | None = None):
+def build_engine(
+    args: argparse.Namespace,
+    incremental: bool,
+    vocoder: str | None = None,
+    batch_window_ms: float | None = None,
+):
     if args.models == "bundled":
         from accelerando.tts import StreamingSynthesizer
 
-        return StreamingSynthesizer.from_pretrained(vocoder=vocoder)
+        return StreamingSynthesizer.from_pretrained(vocoder=vocoder, batch_window_ms=batch_window_ms)
     import numpy as np
     import torch
 
@@ -181,12 +188,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": {},
     }
     if args.models == "bundled":
-        setups = [(name, True, name) for name in args.vocoder]
+        from accelerando.pretrained.loading import load_mel_vocoder
+
+        setups = []
+        for name in args.vocoder:
+            if getattr(load_mel_vocoder(name), "streams_mel", False):  # dynamic batching: off, then on
+                setups += [
+                    (f"{name} (one call per stream)", True, name, 0.0),
+                    (f"{name} (batched)", True, name, None),
+                ]
+            else:
+                setups.append((name, True, name, 0.0))
     else:
         args.vocoder = args.vocoder[0]
-        setups = [("incremental", True, None), ("whole_utterance", False, None)]
-    for mode, incremental, vocoder in setups:
-        engine = build_engine(args, incremental, vocoder)
+        setups = [("incremental", True, None, 0.0), ("whole_utterance", False, None, 0.0)]
+    for mode, incremental, vocoder, window in setups:
+        engine = build_engine(args, incremental, vocoder, window)
         list(engine.stream("Warm up."))
         app = create_app(engine, max_concurrent=max(args.concurrency))
         with BackgroundServer(app) as live:

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -70,6 +71,7 @@ class StreamingVocoder:
         crossfade_frames: int = 4,
         num_steps: int | None = None,
         seed: int = 0,
+        renderer: Any = None,
     ) -> None:
         if left_context_frames < 0 or lookahead_frames < 0 or crossfade_frames < 0:
             raise ValueError("left_context_frames, lookahead_frames and crossfade_frames must be >= 0.")
@@ -92,7 +94,8 @@ class StreamingVocoder:
         self._tail = np.zeros(0, dtype=np.float32)  # previous window's audio for frames after _emitted
         self._native = None
         if getattr(vocoder, "streams_mel", False):  # seeded as vocode() seeds a whole call
-            self._native = vocoder.stream(generator=torch.Generator().manual_seed(seed))
+            extra = {} if renderer is None else {"renderer": renderer}  # e.g. a RenderBatcher's render
+            self._native = vocoder.stream(generator=torch.Generator().manual_seed(seed), **extra)
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
         """One vocoder pass: (n_mels, frames) → float32 (frames * hop,)."""
@@ -258,6 +261,12 @@ class StreamingSynthesizer:
         seed: vocoder noise seed (reproducible output).
         incremental: False makes :meth:`stream` yield the whole utterance as one chunk (full
             decode + one vocoder pass): the non-streaming baseline of benchmarks.
+        batch_window_ms: dynamic batching of concurrent streams' vocoder blocks
+            (:class:`~accelerando.tts.batching.RenderBatcher`, for a vocoder that streams its own state:
+            MelNEWT): how long a block waits for the other streams'; 0 (default) is off. Batching changes the
+            speed, not the audio. Off by default because on the 2-core CPU measured it was slower: the
+            streams' own threads already use both cores, and MelNEWT's cost is per sample
+            (``benchmarks/speech_server.py``).
     """
 
     def __init__(
@@ -275,9 +284,21 @@ class StreamingSynthesizer:
         queue_size: int = 4,
         seed: int = 0,
         incremental: bool = True,
+        batch_window_ms: float = 0.0,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}.")
+        native = getattr(vocoder, "streams_mel", False) and hasattr(vocoder, "render")
+        if batch_window_ms < 0 or (batch_window_ms > 0 and not native):
+            raise ValueError(
+                f"batch_window_ms={batch_window_ms!r}: needs a number >= 0, and batching needs a vocoder that "
+                f"streams its own state (MelNEWT); {type(vocoder).__name__} does not (pass 0)."
+            )
+        self.batcher = None
+        if batch_window_ms > 0:
+            from .batching import RenderBatcher
+
+            self.batcher = RenderBatcher(vocoder, window_s=batch_window_ms / 1000)
         self.acoustic = acoustic.eval()
         self.vocoder = vocoder
         self.frontend = frontend if frontend is not None else acoustic.text_frontend()
@@ -486,36 +507,8 @@ class StreamingSynthesizer:
                 else:
                     outcome = "cancelled"
                 return
-            voc = StreamingVocoder(self.vocoder, **self.seam, num_steps=self.vocoder_steps, seed=self.seed)
-            pushed = False
-            frame = 0
-            for sentence in sentences:
-                if cancel.is_set():
-                    break
-                enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
-                frame += length
-                if enc is None:
-                    continue
-                done = 0
-                for mel in self.acoustic.decode_chunks(
-                    enc, chunk_size=self.chunk_size, past_size=self.past_size
-                ):
-                    if cancel.is_set():
-                        break
-                    mel = mel[:, :, : max(0, length - done)]
-                    done += mel.shape[2]
-                    with self._lock:
-                        self._stats.mel_chunks_decoded += 1
-                    audio = voc.push(mel)
-                    pushed = True
-                    if audio.size and not self._deliver(out, audio, cancel):
-                        break
-            if not cancel.is_set():
-                if not pushed:
-                    raise ValueError("The text produced no phonemes to speak.")
-                tail = voc.finish()
-                if tail.size:
-                    self._deliver(out, tail, cancel)
+            with self.batcher.active() if self.batcher is not None else contextlib.nullcontext():
+                self._produce_incremental(sentences, speaker, speed, out, cancel, words)
             if cancel.is_set():
                 outcome = "cancelled"
             else:
@@ -527,6 +520,47 @@ class StreamingSynthesizer:
             with self._lock:
                 self._stats.active_streams -= 1
                 setattr(self._stats, f"streams_{outcome}", getattr(self._stats, f"streams_{outcome}") + 1)
+
+    def _produce_incremental(
+        self,
+        sentences: list[str],
+        speaker: int,
+        speed: float,
+        out: queue.Queue,
+        cancel: threading.Event,
+        words: list[WordTiming],
+    ) -> None:
+        renderer = None if self.batcher is None else self.batcher.render
+        voc = StreamingVocoder(
+            self.vocoder, **self.seam, num_steps=self.vocoder_steps, seed=self.seed, renderer=renderer
+        )
+        pushed = False
+        frame = 0
+        for sentence in sentences:
+            if cancel.is_set():
+                break
+            enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
+            frame += length
+            if enc is None:
+                continue
+            done = 0
+            for mel in self.acoustic.decode_chunks(enc, chunk_size=self.chunk_size, past_size=self.past_size):
+                if cancel.is_set():
+                    break
+                mel = mel[:, :, : max(0, length - done)]
+                done += mel.shape[2]
+                with self._lock:
+                    self._stats.mel_chunks_decoded += 1
+                audio = voc.push(mel)
+                pushed = True
+                if audio.size and not self._deliver(out, audio, cancel):
+                    break
+        if not cancel.is_set():
+            if not pushed:
+                raise ValueError("The text produced no phonemes to speak.")
+            tail = voc.finish()
+            if tail.size:
+                self._deliver(out, tail, cancel)
 
     def _deliver(self, out: queue.Queue, audio: np.ndarray, cancel: threading.Event) -> bool:
         if not self._put(out, audio.astype(np.float32, copy=False), cancel):

@@ -43,6 +43,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -63,7 +64,16 @@ from .layers import (
     seed_keys,
 )
 
-__all__ = ["MelNEWT", "MelNEWTOutput", "MelNEWTState", "MelNEWTStream", "scaled_sigmoid"]
+__all__ = [
+    "MelNEWT",
+    "MelNEWTOutput",
+    "MelNEWTState",
+    "MelNEWTStream",
+    "batch_states",
+    "scaled_sigmoid",
+    "split_state",
+    "state_signature",
+]
 
 
 def scaled_sigmoid(x: Tensor) -> Tensor:
@@ -91,6 +101,55 @@ class MelNEWTState:
     prev_f0: Tensor | None = None  # (B, 1)
     prev_amps: Tensor | None = None  # (B, n_harmonics)
     prev_film: Tensor | None = None  # (B, 4 * n_waveshapers)
+
+
+Renderer = Callable[[Tensor, MelNEWTState], tuple[Tensor, MelNEWTState]]
+
+
+_OPTIONAL_STATE = ("mel_context", "gru_hidden", "prev_f0", "prev_amps", "prev_film")
+
+
+def state_signature(state: MelNEWTState) -> tuple[bool, ...]:
+    """Which optional fields are set: states with the same signature can be rendered as one batch."""
+    return tuple(getattr(state, name) is not None for name in _OPTIONAL_STATE)
+
+
+def batch_states(states: Sequence[MelNEWTState]) -> MelNEWTState:
+    """One state for several streams' states (same :func:`state_signature`), at sample index 0.
+
+    Each item's own sample index is folded into its noise keys (sample ``n`` of an item draws
+    ``hash(n + key)``), so rendering the batch gives every stream exactly what its own render gives; undo it
+    with :func:`split_state`.
+    """
+    if len({state_signature(s) for s in states}) != 1:
+        raise ValueError("batch_states needs states at the same stage (the same optional fields set)")
+    fields = {"sample_index": 0}
+    fields["keys"] = torch.cat([s.keys + s.sample_index for s in states])
+    for name in ("phase", "noise_tail", "mel_context", "prev_f0", "prev_amps", "prev_film"):
+        parts = [getattr(s, name) for s in states]
+        fields[name] = None if parts[0] is None else torch.cat(parts)
+    hidden = [s.gru_hidden for s in states]
+    fields["gru_hidden"] = None if hidden[0] is None else torch.cat(hidden, dim=1)
+    return MelNEWTState(**fields)
+
+
+def split_state(state: MelNEWTState, like: Sequence[MelNEWTState]) -> list[MelNEWTState]:
+    """The per-stream states after rendering :func:`batch_states` ``(like)``: the inverse of the batching."""
+    out, start = [], 0
+    for old in like:
+        size = old.keys.shape[0]
+        part = slice(start, start + size)
+        fields = {
+            "sample_index": old.sample_index + state.sample_index,
+            "keys": state.keys[part] - old.sample_index,
+        }
+        for name in ("phase", "noise_tail", "mel_context", "prev_f0", "prev_amps", "prev_film"):
+            value = getattr(state, name)
+            fields[name] = None if value is None else value[part]
+        fields["gru_hidden"] = None if state.gru_hidden is None else state.gru_hidden[:, part]
+        out.append(MelNEWTState(**fields))
+        start += size
+    return out
 
 
 @dataclass
@@ -432,10 +491,17 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         return self.decode_f0(self.pitch_head(emb)), torch.sigmoid(self.voicing_head(emb)[..., 0].float())
 
     def stream(
-        self, batch_size: int = 1, seed: int | None = None, generator: torch.Generator | None = None
+        self,
+        batch_size: int = 1,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        renderer: Renderer | None = None,
     ) -> MelNEWTStream:
-        """A :class:`MelNEWTStream`: push mel chunks, get audio; equal to one :meth:`synthesize` call."""
-        return MelNEWTStream(self, batch_size=batch_size, seed=seed, generator=generator)
+        """A :class:`MelNEWTStream`: push mel chunks, get audio; equal to one :meth:`synthesize` call.
+
+        ``renderer(mel, state) -> (audio, next state)`` replaces :meth:`render` (e.g. a batcher that merges
+        several streams' blocks into one call, :class:`accelerando.tts.batching.RenderBatcher`)."""
+        return MelNEWTStream(self, batch_size=batch_size, seed=seed, generator=generator, renderer=renderer)
 
     @torch.no_grad()
     def to_fast(self) -> MelNEWT:
@@ -482,6 +548,7 @@ class MelNEWTStream:
         model: the vocoder (``eval()`` mode).
         batch_size: parallel streams.
         seed, generator: fix the noise as in :meth:`MelNEWT.synthesize`.
+        renderer: ``(mel, state) -> (audio, next state)`` in place of ``model.render`` (batching).
     """
 
     def __init__(
@@ -490,12 +557,14 @@ class MelNEWTStream:
         batch_size: int = 1,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1; got {batch_size}")
         self.model = model
         self.batch_size = batch_size
         self.state = model.initial_state(batch_size, seed, generator)
+        self._render: Renderer = renderer or (lambda mel, state: model.render(mel, state)[:2])
         self._skip = model.config.hop_length // 2
         self._last: Tensor | None = None
         self._finished = False
@@ -512,7 +581,7 @@ class MelNEWTStream:
         mel = self.model.check_mel(mel_chunk)
         if mel.shape[0] != self.batch_size:
             raise ValueError(f"this stream has batch_size {self.batch_size}; got a chunk of {mel.shape[0]}")
-        audio, self.state, _ = self.model.render(mel, self.state)
+        audio, self.state = self._render(mel, self.state)
         self._last = mel[..., -1:]
         if self._skip:
             cut = min(self._skip, audio.shape[-1])
@@ -527,5 +596,5 @@ class MelNEWTStream:
         self._finished = True
         if self._last is None:
             return torch.zeros(self.batch_size, 0)
-        audio, self.state, _ = self.model.render(self._last, self.state)
+        audio, self.state = self._render(self._last, self.state)
         return audio[:, : self.model.config.hop_length // 2].float()
