@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if getattr(load_mel_vocoder(name), "streams_mel", False):  # dynamic batching: off, then on
                 setups += [
                     (f"{name} (one call per stream)", True, name, 0.0),
-                    (f"{name} (batched)", True, name, None),
+                    (f"{name} (batched)", True, name, 5.0),
                 ]
             else:
                 setups.append((name, True, name, 0.0))

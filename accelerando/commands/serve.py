@@ -38,7 +38,10 @@ def _load_engine(args: argparse.Namespace):
     from accelerando.tts.engine import StreamingSynthesizer
 
     return StreamingSynthesizer.from_pretrained(
-        args.model, vocoder=args.vocoder, vocoder_steps=args.vocoder_steps
+        args.model,
+        vocoder=args.vocoder,
+        vocoder_steps=args.vocoder_steps,
+        batch_window_ms=getattr(args, "batch_window_ms", 0.0),
     )
 
 
@@ -63,6 +66,7 @@ def _serve_settings(args: argparse.Namespace) -> dict:
         "max_word_chars": args.max_word_chars,
         "voice_aliases": aliases,
         "threads": args.threads,
+        "batch_window_ms": args.batch_window_ms,
     }
 
 
@@ -76,7 +80,10 @@ def build_app(settings: dict):
         torch.set_num_threads(int(settings["threads"]))
     engine = _load_engine(
         argparse.Namespace(
-            model=settings["model"], vocoder=settings["vocoder"], vocoder_steps=settings["vocoder_steps"]
+            model=settings["model"],
+            vocoder=settings["vocoder"],
+            vocoder_steps=settings["vocoder_steps"],
+            batch_window_ms=settings.get("batch_window_ms", 0.0),
         )
     )
     return create_app(
@@ -167,6 +174,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--threads", type=int, default=None, help="torch threads per worker (default: torch's own)"
+    )
+    serve.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=0.0,
+        help="batch concurrent streams' vocoder blocks, waiting up to this long (MelNEWT only; 0: off; "
+        "helps from about 8 streams on here)",
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

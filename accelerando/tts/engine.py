@@ -264,9 +264,8 @@ class StreamingSynthesizer:
         batch_window_ms: dynamic batching of concurrent streams' vocoder blocks
             (:class:`~accelerando.tts.batching.RenderBatcher`, for a vocoder that streams its own state:
             MelNEWT): how long a block waits for the other streams'; 0 (default) is off. Batching changes the
-            speed, not the audio. Off by default because on the 2-core CPU measured it was slower: the
-            streams' own threads already use both cores, and MelNEWT's cost is per sample
-            (``benchmarks/speech_server.py``).
+            speed, not the audio. Off by default: on the 2-core CPU measured it raised the throughput at 8
+            streams (52 vs 42 audio-s/s) but lowered it at 4 (50 vs 57) (``benchmarks/speech_server.py``).
     """
 
     def __init__(
