@@ -250,23 +250,24 @@ def test_voicing_temperature_one_is_the_default_and_lower_sharpens_the_gate():
         MelNEWT(voicing_temperature=0.0)
 
 
-def test_voiced_cutoff_starts_as_no_change_and_can_end_the_harmonics():
+def test_aperiodicity_bands_start_close_to_the_model_and_can_remove_the_harmonics():
     plain = _tiny(n_waveshapers=0)
     with torch.no_grad():
         plain.amp_mlp.net[-1].bias[0].fill_(3.0)  # a loud harmonic part
-    cut = MelNEWT.from_config(plain.config, voiced_cutoff=True, cutoff_rolloff_hz=20.0).eval()
-    missing, unexpected = cut.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["cutoff_head.weight", "cutoff_head.bias"] and not unexpected
-    mel = _mel(12)
-    a, b = plain.synthesize(mel, seed=1), cut.synthesize(mel, seed=1)
-    assert float((a - b).pow(2).mean() / a.pow(2).mean()) < 1e-3  # initialised near Nyquist
+    banded = MelNEWT.from_config(plain.config, aperiodicity_bands=5).eval()
+    missing, unexpected = banded.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["aperiodicity_head.weight", "aperiodicity_head.bias"] and not unexpected
     with torch.no_grad():
-        cut.cutoff_head.bias.fill_(-8.0)  # cutoff ~ 4 Hz: no harmonic passes
-        cut.noise_mlp.net[-1].bias.fill_(-30.0)
-        plain.noise_mlp.net[-1].bias.fill_(-30.0)
-    assert float(cut.synthesize(mel, seed=1).pow(2).mean()) < 1e-3 * float(
-        plain.synthesize(mel, seed=1).pow(2).mean()
-    )
-    stream = cut.stream(seed=1)
+        plain.noise_mlp.net[-1].bias.fill_(-30.0)  # the harmonic part alone
+        banded.noise_mlp.net[-1].bias.fill_(-30.0)
+    mel = _mel(12)
+    a, b = plain.synthesize(mel, seed=1), banded.synthesize(mel, seed=1)
+    torch.testing.assert_close(b, a * torch.sigmoid(torch.tensor(3.0)), atol=1e-5, rtol=1e-3)  # w = 0.95
+    with torch.no_grad():
+        banded.aperiodicity_head.bias.fill_(-20.0)  # no band periodic: no harmonic
+    assert float(banded.synthesize(mel, seed=1).abs().max()) < 1e-6 * float(a.abs().max()) + 1e-7
+    stream = banded.stream(seed=1)
     chunks = [stream.push(mel[..., :5]), stream.push(mel[..., 5:]), stream.finish()]
-    torch.testing.assert_close(torch.cat(chunks, dim=-1), cut.synthesize(mel, seed=1))
+    torch.testing.assert_close(torch.cat(chunks, dim=-1), banded.synthesize(mel, seed=1))
+    with pytest.raises(ValueError, match="aperiodicity_bands"):
+        MelNEWT(aperiodicity_bands=1)

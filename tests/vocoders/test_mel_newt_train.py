@@ -137,8 +137,8 @@ def test_grown_model_keeps_the_trained_weights_and_refuses_a_shrink(tmp_path):
     torch.manual_seed(0)
     trained = MelNEWT(hidden=16, mlp_depth=2, n_harmonics=8, n_waveshapers=2, shaper_width=4, n_noise_bands=9,
                       noise_ir_length=32, n_pitch_bins=64)  # fmt: skip
-    grown = mel_train.grown_model(trained, {"voiced_cutoff": True})
-    assert grown.config.voiced_cutoff and grown.training
+    grown = mel_train.grown_model(trained, {"aperiodicity_bands": 8})
+    assert grown.config.aperiodicity_bands == 8 and grown.training
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(grown.state_dict()[key], value)
     with pytest.raises(ValueError, match="does not extend"):

@@ -178,11 +178,11 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         voicing_temperature: the harmonic gain is ``sigmoid(voicing_logit / voicing_temperature)``; 1 in
             training, below 1 at inference sharpens the voiced/unvoiced decision (less harmonic buzz in
             consonants when the mel is smoother than a recording's, e.g. an acoustic model's).
-        voiced_cutoff, cutoff_rolloff_hz: a maximum voiced frequency per frame (the harmonic-plus-noise
-            model's cutoff, Stylianou 1996): a head predicts it from the mel, and harmonic *k* keeps
-            ``sigmoid((cutoff - k * f0) / cutoff_rolloff_hz)`` of its amplitude, so the harmonic part can end
-            where the noise takes over. Initialised near Nyquist (no change), so it can be added to a trained
-            model (``--init_model`` with a ``--model_config`` that turns it on).
+        aperiodicity_bands: band aperiodicity (as WORLD's vocoder has; 0: off): a head predicts, per frame,
+            the periodic share ``w`` of ``aperiodicity_bands`` bands evenly spaced from 0 Hz to Nyquist, and
+            harmonic *k* keeps ``w`` interpolated at ``k * f0`` of its amplitude, so the harmonic part can fade
+            where the recording is noise. Initialised at ``w = 0.95`` in every band, close to the model without
+            it, so it can be added to a trained model (``--init_model`` with a ``--model_config`` that sets it).
     """
 
     streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
@@ -211,8 +211,7 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         lut_size: int = 4096,
         lut_range: float = 3.0,
         voicing_temperature: float = 1.0,
-        voiced_cutoff: bool = False,
-        cutoff_rolloff_hz: float = 500.0,
+        aperiodicity_bands: int = 0,
     ) -> None:
         super().__init__()
         for name, value in dict(
@@ -237,13 +236,15 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         self.control_proj = nn.Linear(hidden, hidden)
         self.pitch_head = nn.Linear(hidden, n_pitch_bins)
         self.voicing_head = nn.Linear(hidden, 1)
-        if voiced_cutoff:
-            if not cutoff_rolloff_hz > 0:
-                raise ValueError(f"MelNEWT cutoff_rolloff_hz must be positive; got {cutoff_rolloff_hz!r}")
-            self.cutoff_head = nn.Linear(hidden, 1)
-            with torch.no_grad():  # start at 0.98 x Nyquist: every audible harmonic passes
-                self.cutoff_head.weight.zero_()
-                self.cutoff_head.bias.fill_(4.0)
+        if aperiodicity_bands < 0 or aperiodicity_bands == 1:
+            raise ValueError(
+                f"MelNEWT aperiodicity_bands must be 0 (off) or at least 2; got {aperiodicity_bands}"
+            )
+        if aperiodicity_bands:
+            self.aperiodicity_head = nn.Linear(hidden, aperiodicity_bands)
+            with torch.no_grad():  # start almost fully periodic in every band
+                self.aperiodicity_head.weight.zero_()
+                self.aperiodicity_head.bias.fill_(3.0)
         self.amp_mlp = MLP(hidden, hidden, 1 + n_harmonics, mlp_depth)
         self.noise_mlp = MLP(hidden, hidden, n_noise_bands, mlp_depth)
         if n_waveshapers:
@@ -310,6 +311,18 @@ class MelNEWT(ConfigRates, AccelerandoModel):
 
     # ------------------------------------------------------------------------------------------ render
 
+    def _periodic_share(self, emb: Tensor, harmonic_hz: Tensor) -> Tensor:
+        """``(B, F, K)``: each harmonic's periodic share, the band weights interpolated at its frequency."""
+        bands = torch.sigmoid(self.aperiodicity_head(emb))  # (B, F, bands), 0 Hz .. Nyquist
+        n = bands.shape[-1]
+        position = (harmonic_hz / (self.config.sample_rate / 2)).clamp(0, 1) * (n - 1)  # (B, F, K)
+        lower = position.floor().clamp(max=n - 2)
+        fraction = position - lower
+        lower = lower.long()
+        below = torch.gather(bands, -1, lower)
+        above = torch.gather(bands, -1, lower + 1)
+        return below + (above - below) * fraction
+
     def render(
         self, mel: Tensor, state: MelNEWTState, f0_hz: Tensor | None = None
     ) -> tuple[Tensor, MelNEWTState, MelNEWTOutput]:
@@ -341,9 +354,8 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         voicing = torch.sigmoid(voicing_logits / cfg.voicing_temperature)
         gain = scaled_sigmoid(raw[..., :1]) * voicing.unsqueeze(-1)  # (B, F, 1)
         amps = gain * distribution  # (B, F, K)
-        if cfg.voiced_cutoff:
-            cutoff = torch.sigmoid(self.cutoff_head(emb)) * (cfg.sample_rate / 2)  # (B, F, 1) Hz
-            amps = amps * torch.sigmoid((cutoff - k * ramp_f0.unsqueeze(-1)) / cfg.cutoff_rolloff_hz)
+        if cfg.aperiodicity_bands:
+            amps = amps * self._periodic_share(emb, k * ramp_f0.unsqueeze(-1))
         bands = scaled_sigmoid(self.noise_mlp(emb))  # (B, F, n_noise_bands)
 
         f0_samples = causal_upsample(f0_frames, prev_f0, hop)[:, 0]  # (B, T)

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=None,
         help="Start from this MelNEWT (a folder or a bundled name, e.g. newt-speech); a lookup-table "
         "(FastNEWT) checkpoint gets MLP waveshapers fitted to its tables first. With --model_config, the "
-        "config may add modules (e.g. voiced_cutoff) that start from their initialisation.",
+        "config may add modules (e.g. aperiodicity_bands) that start from their initialisation.",
     )
     add("--f0_min", type=T.positive_float, default=50.0, help="pYIN search range, low end (Hz).")
     add("--f0_max", type=T.positive_float, default=600.0, help="pYIN search range, high end (Hz).")
@@ -189,7 +189,7 @@ def swap_input_mels(
 
 def grown_model(trained: MelNEWT, config: dict[str, Any]) -> MelNEWT:
     """A MelNEWT built from ``config`` with every weight of ``trained`` it shares; its new modules (e.g. the
-    ``voiced_cutoff`` head) keep their initialisation. ``ValueError`` when a shared weight's shape differs or
+    ``aperiodicity_bands`` head) keep their initialisation. ``ValueError`` when a shared weight's shape differs or
     ``trained`` has a weight the new model lacks (the config must only add to the trained one)."""
     base = {k: v for k, v in trained.config.items() if not k.startswith("_")}  # not diffusers' bookkeeping
     model = MelNEWT.from_config({**base, **config, "use_lookup_table": False}).train()
