@@ -507,7 +507,39 @@ class StreamingSynthesizer:
                     outcome = "cancelled"
                 return
             with self.batcher.active() if self.batcher is not None else contextlib.nullcontext():
-                self._produce_incremental(sentences, speaker, speed, out, cancel, words)
+                renderer = None if self.batcher is None else self.batcher.render
+                voc = StreamingVocoder(
+                    self.vocoder, **self.seam, num_steps=self.vocoder_steps, seed=self.seed, renderer=renderer
+                )
+                pushed = False
+                frame = 0
+                for sentence in sentences:
+                    if cancel.is_set():
+                        break
+                    enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
+                    frame += length
+                    if enc is None:
+                        continue
+                    done = 0
+                    for mel in self.acoustic.decode_chunks(
+                        enc, chunk_size=self.chunk_size, past_size=self.past_size
+                    ):
+                        if cancel.is_set():
+                            break
+                        mel = mel[:, :, : max(0, length - done)]
+                        done += mel.shape[2]
+                        with self._lock:
+                            self._stats.mel_chunks_decoded += 1
+                        audio = voc.push(mel)
+                        pushed = True
+                        if audio.size and not self._deliver(out, audio, cancel):
+                            break
+                if not cancel.is_set():
+                    if not pushed:
+                        raise ValueError("The text produced no phonemes to speak.")
+                    tail = voc.finish()
+                    if tail.size:
+                        self._deliver(out, tail, cancel)
             if cancel.is_set():
                 outcome = "cancelled"
             else:
@@ -519,47 +551,6 @@ class StreamingSynthesizer:
             with self._lock:
                 self._stats.active_streams -= 1
                 setattr(self._stats, f"streams_{outcome}", getattr(self._stats, f"streams_{outcome}") + 1)
-
-    def _produce_incremental(
-        self,
-        sentences: list[str],
-        speaker: int,
-        speed: float,
-        out: queue.Queue,
-        cancel: threading.Event,
-        words: list[WordTiming],
-    ) -> None:
-        renderer = None if self.batcher is None else self.batcher.render
-        voc = StreamingVocoder(
-            self.vocoder, **self.seam, num_steps=self.vocoder_steps, seed=self.seed, renderer=renderer
-        )
-        pushed = False
-        frame = 0
-        for sentence in sentences:
-            if cancel.is_set():
-                break
-            enc, length = self._sentence_frames(sentence, speaker, speed, words, frame)
-            frame += length
-            if enc is None:
-                continue
-            done = 0
-            for mel in self.acoustic.decode_chunks(enc, chunk_size=self.chunk_size, past_size=self.past_size):
-                if cancel.is_set():
-                    break
-                mel = mel[:, :, : max(0, length - done)]
-                done += mel.shape[2]
-                with self._lock:
-                    self._stats.mel_chunks_decoded += 1
-                audio = voc.push(mel)
-                pushed = True
-                if audio.size and not self._deliver(out, audio, cancel):
-                    break
-        if not cancel.is_set():
-            if not pushed:
-                raise ValueError("The text produced no phonemes to speak.")
-            tail = voc.finish()
-            if tail.size:
-                self._deliver(out, tail, cancel)
 
     def _deliver(self, out: queue.Queue, audio: np.ndarray, cancel: threading.Event) -> bool:
         if not self._put(out, audio.astype(np.float32, copy=False), cancel):
