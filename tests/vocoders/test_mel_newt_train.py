@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -112,10 +113,15 @@ def test_init_model_from_a_lookup_table_checkpoint_and_input_mels(tmp_path):
 
         mel = mel_spectrogram(torch.from_numpy(audio))[0].numpy()
         np.save(mels / f"{item_id}.npy", (mel[:, :-2] + mel[:, 1:-1] + mel[:, 2:]) / 3)
-    args = _args(tmp_path / "corpus", tmp_path / "b", config, "--max_train_steps", "1", "--init_model",
+    args = _args(tmp_path / "corpus", tmp_path / "b", config, "--max_train_steps", "2", "--init_model",
                  str(shipped), "--input_mels", str(mels), "--input_mel_prob", "1.0")  # fmt: skip
     model = MelNEWT.from_pretrained(mel_train.main(args))
     assert not model.config.use_lookup_table
+    # a resumed run builds its model from its own checkpoint: the --init_model folder may be gone
+    shutil.rmtree(shipped)
+    resumed = _args(tmp_path / "corpus", tmp_path / "b", config, "--max_train_steps", "3", "--init_model",
+                    str(shipped), "--resume_from_checkpoint", "latest")  # fmt: skip
+    assert MelNEWT.from_pretrained(mel_train.main(resumed)).config.hidden == 16
     (mels / f"{ids[0]}.npy").unlink()
     with pytest.raises(FileNotFoundError, match=f"{ids[0]}.npy"):
         mel_train.main(args)
