@@ -168,7 +168,14 @@ def bench():
 
 @pytest.mark.parametrize(
     "flags",
-    [["--max-sentences", "3"], ["--no-voices"], ["--no-tts"], ["--no-copy"], ["--acoustic", "x"]],
+    [
+        ["--max-sentences", "3"],
+        ["--no-voices"],
+        ["--no-tts"],
+        ["--no-copy"],
+        ["--no-dev"],
+        ["--acoustic", "x"],
+    ],
 )
 def test_record_refuses_a_partial_run(bench, flags: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as err:
@@ -189,6 +196,8 @@ def _run_payload(rows: dict[str, dict[str, float]]) -> dict[str, Any]:
         chains[f"copy: {name}"] = _chain("copy", name, row["wer_copy"], **copy, rtf=row["rtf"] + 1)
     for name, row in rows.items():
         chains[f"TTS: {name}"] = _chain("tts", name, row["wer_tts"], rtf=row["rtf"])
+        if "wer_tts_dev" in row:
+            chains[f"TTS dev: {name}"] = _chain("tts_dev", name, row["wer_tts_dev"], rtf=row["rtf"] + 2)
     return {
         "hardware": "a CPU",
         "environment": {"time_utc": "2026-12-02T18:00:00+00:00"},
@@ -209,7 +218,7 @@ def test_record_payload_has_the_bundled_rows_only(bench, folder: Path) -> None:
     run = _run_payload({GRIFFIN_LIM: FLOOR, "fregrad-x": BETTER, "mine": BEST})  # "mine": a --model extra
     evaluation = bench.evaluation_payload(run, ["fregrad-x"], note="extra words")
     assert set(evaluation["vocoders"]) == {GRIFFIN_LIM, "fregrad-x"}
-    assert evaluation["vocoders"]["fregrad-x"] == BETTER  # rtf: the TTS chain's
+    assert evaluation["vocoders"]["fregrad-x"] == {**BETTER, "wer_tts_dev": None}  # rtf: the TTS chain's
     assert evaluation["voices"] == {"slt": 0.23, "kal": 0.31}
     assert evaluation["sentences"] == 36 and evaluation["hardware"] == "a CPU"
     assert evaluation["time_utc"].startswith("2026-12-02") and evaluation["note"].endswith("extra words")
@@ -226,3 +235,20 @@ def test_record_payload_needs_every_bundled_vocoder_and_a_whole_floor(bench) -> 
     run = _run_payload({GRIFFIN_LIM: {**FLOOR, "pesq_wb": float("nan")}})
     with pytest.raises(ValueError, match="pesq_wb"):
         bench.evaluation_payload(run, [])
+
+
+def test_the_default_must_also_hold_on_the_development_sentences(bench, folder: Path) -> None:
+    floor = {**FLOOR, "wer_tts_dev": 0.35}
+    lucky = {**BETTER, "wer_tts": 0.26, "wer_tts_dev": 0.42}  # within 0.05 on the test sentences only
+    evaluation = bench.evaluation_payload(
+        _run_payload({GRIFFIN_LIM: floor, "fregrad-x": lucky}), ["fregrad-x"]
+    )
+    assert evaluation["vocoders"]["fregrad-x"]["wer_tts_dev"] == 0.42
+    record_evaluation(evaluation, folder)
+    choice = default_vocoder(folder)
+    assert choice.name == GRIFFIN_LIM
+    assert "wer tts (development sentences) 0.42 vs 0.35" in choice.reason
+    _write(folder, {GRIFFIN_LIM: floor, "fregrad-x": {**lucky, "wer_tts_dev": 0.39}})
+    assert default_vocoder(folder).name == "fregrad-x"
+    _write(folder, {GRIFFIN_LIM: FLOOR, "fregrad-x": lucky})  # an evaluation from before the dev sentences
+    assert default_vocoder(folder).name == "fregrad-x"
