@@ -113,7 +113,8 @@ RECIPES: dict[str, Recipe] = {
                 "runs/newt-speech",
                 20_000,
                 "--train_batch_size 16 --segment_frames 64 --use_ema --ema_decay 0.999 "
-                "--checkpointing_steps 500 --data_dir corpora/speech --checkpoints_total_limit 3".split(),
+                "--checkpointing_steps 500 --data_dir corpora/speech --checkpoints_total_limit 3 "
+                "--model_config accelerando/vocoders/newt/configs/aperiodicity.json".split(),
                 "--train_batch_size 32 --segment_frames 128 --use_ema --ema_decay 0.999 --data_dir corpora/speech "
                 "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json".split(),
                 init_flag="--init_model",
