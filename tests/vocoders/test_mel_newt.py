@@ -271,3 +271,22 @@ def test_aperiodicity_bands_start_close_to_the_model_and_can_remove_the_harmonic
     torch.testing.assert_close(torch.cat(chunks, dim=-1), banded.synthesize(mel, seed=1))
     with pytest.raises(ValueError, match="aperiodicity_bands"):
         MelNEWT(aperiodicity_bands=1)
+
+
+def test_aperiodicity_bias_moves_unsure_bands_to_noise_and_zero_is_the_trained_model():
+    model = _tiny(n_waveshapers=0, aperiodicity_bands=4)
+    with torch.no_grad():
+        model.amp_mlp.net[-1].bias[0].fill_(3.0)
+        model.noise_mlp.net[-1].bias.fill_(-30.0)  # the harmonic part alone
+        model.aperiodicity_head.bias.copy_(torch.tensor([12.0, 0.0, 0.0, 0.0]))  # sure below 1/3 Nyquist
+    mel = _mel(12)
+    out = {}
+    for bias in (0.0, 4.0):
+        biased = MelNEWT.from_config(model.config, aperiodicity_bias=bias).eval()
+        biased.load_state_dict(model.state_dict())
+        out[bias] = biased.synthesize(mel, seed=1)
+    torch.testing.assert_close(out[0.0], model.synthesize(mel, seed=1))
+    power = float(out[4.0].pow(2).mean())
+    assert 0.05 * float(out[0.0].pow(2).mean()) < power < 0.9 * float(out[0.0].pow(2).mean())
+    with pytest.raises(ValueError, match="aperiodicity_bias"):
+        MelNEWT(aperiodicity_bias=1.0)

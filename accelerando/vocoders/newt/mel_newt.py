@@ -183,6 +183,9 @@ class MelNEWT(ConfigRates, AccelerandoModel):
             harmonic *k* keeps ``w`` interpolated at ``k * f0`` of its amplitude, so the harmonic part can fade
             where the recording is noise. Initialised at ``w = 0.95`` in every band, close to the model without
             it, so it can be added to a trained model (``--init_model`` with a ``--model_config`` that sets it).
+        aperiodicity_bias: inference only (0 in training): subtracted from the band logits, ``w =
+            sigmoid(logit - bias)``; above 0 it moves the bands the model is unsure of towards noise, while the
+            bands it is sure are periodic (logit >> bias) keep their harmonics.
     """
 
     streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
@@ -212,6 +215,7 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         lut_range: float = 3.0,
         voicing_temperature: float = 1.0,
         aperiodicity_bands: int = 0,
+        aperiodicity_bias: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value in dict(
@@ -239,6 +243,10 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         if aperiodicity_bands < 0 or aperiodicity_bands == 1:
             raise ValueError(
                 f"MelNEWT aperiodicity_bands must be 0 (off) or at least 2; got {aperiodicity_bands}"
+            )
+        if aperiodicity_bias and not aperiodicity_bands:
+            raise ValueError(
+                f"MelNEWT aperiodicity_bias ({aperiodicity_bias}) needs aperiodicity_bands; this model has none"
             )
         if aperiodicity_bands:
             self.aperiodicity_head = nn.Linear(hidden, aperiodicity_bands)
@@ -313,7 +321,8 @@ class MelNEWT(ConfigRates, AccelerandoModel):
 
     def _periodic_share(self, emb: Tensor, harmonic_hz: Tensor) -> Tensor:
         """``(B, F, K)``: each harmonic's periodic share, the band weights interpolated at its frequency."""
-        bands = torch.sigmoid(self.aperiodicity_head(emb))  # (B, F, bands), 0 Hz .. Nyquist
+        logits = self.aperiodicity_head(emb) - self.config.aperiodicity_bias
+        bands = torch.sigmoid(logits)  # (B, F, bands), 0 Hz .. Nyquist
         n = bands.shape[-1]
         position = (harmonic_hz / (self.config.sample_rate / 2)).clamp(0, 1) * (n - 1)  # (B, F, K)
         lower = position.floor().clamp(max=n - 2)
