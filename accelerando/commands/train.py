@@ -26,6 +26,7 @@ TRAINERS: dict[str, str] = {
     "fastpitch": "accelerando.tts.fastpitch.train",
     "note-classifier": "accelerando.generation.train_classifier",
     "sim": "accelerando.accelerate_dit.sim.train",
+    "sim-vocoder": "accelerando.accelerate_dit.sim.train_vocoder",
 }
 
 

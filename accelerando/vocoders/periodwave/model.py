@@ -34,6 +34,7 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from torch import Tensor
 
+from accelerando import fasterdit
 from accelerando.modeling import AccelerandoModel
 from accelerando.vocoders.contract import ConfigRates
 from accelerando.vocoders.energy import DEFAULT_ENERGY_MAX, DEFAULT_ENERGY_MIN, frame_energy
@@ -237,27 +238,53 @@ class PeriodWave(ConfigRates, AccelerandoModel):
         mel: Tensor,
         generator: torch.Generator | None = None,
         estimator: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
+        *,
+        timestep_sampling: str = "uniform",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+        direction_weight: float = 0.0,
     ) -> Tensor:
-        """OT-CFM loss with the energy prior: ``mean(((v(x_t, t) - u) / std)^2)``.
+        """OT-CFM loss with the energy prior: ``mean(((v(x_t, t) - u) / std)^2)``, optionally FasterDiT's recipe.
 
         Args:
             audio: ``(B, T)`` or ``(B, 1, T)`` waveform crops with ``T = F * hop``.
             mel: ``(B, n_mels, F)`` their natural-log mels.
-            generator: draws ``t ~ U(0, 1)`` and the prior noise.
+            generator: draws ``t`` and the prior noise.
             estimator: ``estimator(x_t, t, mel) -> velocity``; defaults to ``self`` (pass the
                 accelerate-wrapped model for distributed training).
+            timestep_sampling: ``"uniform"`` (``t ~ U(0, 1)``, the paper's) or ``"logit_normal"`` (FasterDiT /
+                SD3, :mod:`accelerando.fasterdit`); ``logit_mean`` / ``logit_std`` are in FasterDiT's convention
+                (its ``t`` is the noise level, PeriodWave's is ``1 - t``; a positive mean favours noisy times).
+            direction_weight: weight of FasterDiT's direction loss ``1 - cos`` between the std-scaled predicted and
+                target velocities, each item's whole waveform one vector (0: off, exactly the plain loss).
         """
         self._check_mel(mel)
         x1 = self._check_audio(audio, mel).unsqueeze(1)  # (B, 1, T)
         sigma_min = self.config.sigma_min
-        t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)  # (B,)
+        if timestep_sampling == "uniform":  # the plain draw, so default runs reproduce bit for bit
+            t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)  # (B,)
+        elif timestep_sampling == "logit_normal":
+            noise_level = fasterdit.logit_normal_timesteps(
+                x1.shape[0], logit_mean, logit_std, generator=generator, device=x1.device
+            )
+            t = (1 - noise_level).to(x1.dtype)  # (B,)
+        else:
+            raise ValueError(
+                f"timestep_sampling must be 'uniform' or 'logit_normal'; got {timestep_sampling!r}."
+            )
+        if direction_weight < 0:
+            raise ValueError(f"direction_weight must be >= 0; got {direction_weight}.")
         std = self.prior_std_samples(mel)  # (B, 1, T)
         x0 = self.sample_prior(mel, generator)
         tt = t[:, None, None]
         x_t = (1 - (1 - sigma_min) * tt) * x0 + tt * x1
         target = x1 - (1 - sigma_min) * x0
         pred = (estimator or self)(x_t, t, mel)
-        return (((pred - target) / std) ** 2).mean()
+        loss = (((pred - target) / std) ** 2).mean()
+        if direction_weight == 0:
+            return loss
+        direction = fasterdit.velocity_direction_loss((pred / std).flatten(1), (target / std).flatten(1))
+        return loss + direction_weight * direction
 
     # ------------------------------------------------------------------------------------------ sampling
 
