@@ -99,3 +99,29 @@ def test_export_can_ship_the_lookup_table_form(tmp_path, monkeypatch):
     monkeypatch.setitem(recipes.RECIPES, "tiny-newt", bad)
     with pytest.raises(ValueError, match="no_such_setting"):
         recipes.export("tiny-newt")
+
+
+def test_export_ships_a_meldit_pipeline_with_the_shipped_scheduler(tmp_path, monkeypatch):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from meldit_tiny import TINY
+
+    from accelerando.generation import MelDiT, MelDiTPipeline
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    run = tmp_path / "runs/meldit"
+    stage = recipes.Stage("meldit", str(run), 10, [], [])
+    monkeypatch.setitem(recipes.RECIPES, "tiny-dit", recipes.Recipe("tiny-dit", [stage], pipeline=True))
+    torch.manual_seed(0)
+    old = MelDiT(**TINY)
+    MelDiTPipeline(transformer=old, scheduler=FlowMatchEulerDiscreteScheduler(shift=2.5)).save_pretrained(
+        tmp_path / "pretrained" / "tiny-dit"
+    )
+    (tmp_path / "pretrained" / "tiny-dit" / "README.md").write_text("card")
+    trained = MelDiT(**TINY)
+    trained.save_pretrained(run / "checkpoint-4" / "model")
+    target = recipes.export("tiny-dit")
+    pipe = MelDiTPipeline.from_pretrained(target)
+    assert pipe.scheduler.config.shift == 2.5 and (target / "README.md").read_text() == "card"
+    for name, value in trained.state_dict().items():
+        torch.testing.assert_close(pipe.transformer.state_dict()[name], value)
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in target.rglob("*") if p.is_file())

@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class Recipe:
     corpus: list[str] = field(default_factory=lambda: list(CORPUS))
     float16: bool = False
     lookup_tables: bool = False  # ship the FastNEWT form (``to_fast()``: waveshapers as lookup tables)
+    pipeline: bool = (
+        False  # ship a MelDiTPipeline folder (the model as its transformer, the shipped scheduler)
+    )
     # inference-only config values set in the shipped config (chosen by measurement; see the model card)
     inference_config: dict = field(default_factory=dict)
 
@@ -104,6 +108,23 @@ RECIPES: dict[str, Recipe] = {
             ),
         ],
         float16=True,
+    ),
+    "meldit-notes": Recipe(
+        "meldit-notes",
+        [
+            Stage(
+                "meldit",
+                "runs/meldit-notes",
+                20_000,
+                "--preset small --use_ema --mixed_precision bf16 --train_batch_size 16 --learning_rate 3e-4 "
+                "--checkpointing_steps 200 --checkpoints_total_limit 3 --data_dir corpora/instruments".split(),
+                "--preset full --use_ema --train_batch_size 256 --learning_rate 1e-4 --checkpointing_steps 5000 "
+                "--data_dir corpora/instruments".split(),
+                init_flag="--init_model",
+            )
+        ],
+        corpus=["instruments", "--out", "corpora/instruments", "--only", "notes"],
+        pipeline=True,
     ),
     "newt-speech": Recipe(
         "newt-speech",
@@ -195,11 +216,13 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         model = model.to_fast()
     if recipe.float16:
         model = model.half()
+    if recipe.pipeline:
+        model = _as_pipeline(model, PRETRAINED_DIR / name)
     target = PRETRAINED_DIR / name
     with tempfile.TemporaryDirectory(dir=PRETRAINED_DIR, prefix=f".{name}-") as tmp:
         staged = Path(tmp) / name
         model.save_pretrained(staged)
-        config_file = staged / "config.json"
+        config_file = staged / ("transformer/config.json" if recipe.pipeline else "config.json")
         config = json.loads(config_file.read_text())
         config.pop("_name_or_path", None)  # where it was trained is no part of the shipped checkpoint
         unknown = set(recipe.inference_config) - set(config)
@@ -209,8 +232,9 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
             )
         config.update(recipe.inference_config)
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        for file in staged.iterdir():
-            file.chmod(0o644)
+        for file in staged.rglob("*"):
+            if file.is_file():
+                file.chmod(0o644)
         for extra in ("README.md", "validation.png", "learning_curve.png"):
             if (target / extra).is_file():
                 shutil.copy2(target / extra, staged / extra)
@@ -220,6 +244,19 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         staged.rename(target)
     logger.info("Exported %s to %s", source, target)
     return target
+
+
+def _as_pipeline(transformer: Any, shipped: Path) -> Any:
+    """A ``MelDiTPipeline`` around ``transformer`` with the shipped pipeline's scheduler (or shift 3.0 Euler)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from accelerando.generation import MelDiTPipeline
+
+    if (shipped / "scheduler").is_dir():
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(shipped, subfolder="scheduler")
+    else:
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    return MelDiTPipeline(transformer=transformer, scheduler=scheduler)
 
 
 def _recipe(name: str) -> Recipe:

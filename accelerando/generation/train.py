@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     T.add_training_args(parser, learning_rate=2e-4, train_batch_size=32, max_train_steps=20000)
     parser.add_argument("--data_dir", type=str, required=True, help="The instrument corpus folder.")
     parser.add_argument("--preset", type=str, default="small", choices=sorted(PRESETS))
+    parser.add_argument(
+        "--init_model",
+        type=str,
+        default=None,
+        help="Start from this MelDiT: a bundled name (meldit-notes), a MelDiTPipeline folder or a MelDiT folder; "
+        "its architecture replaces --preset, --num_frames and --pitch_conditioning (continue training).",
+    )
     parser.add_argument("--num_frames", type=int, default=128, help="Mel frames per training crop.")
     parser.add_argument("--class_dropout_prob", type=float, default=0.1)
     parser.add_argument(
@@ -198,15 +206,47 @@ def training_loss(
     return fasterdit_loss(pred, target, direction_weight, dim=-1)
 
 
-def main(args: argparse.Namespace) -> MelDiT:
-    accelerator = T.create_accelerator(args, project_name="meldit")
-    dataset = build_dataset(args)
-    model = MelDiT.from_preset(
+def load_init_model(name_or_path: str) -> MelDiT:
+    """``--init_model``: a MelDiT from a bundled name, a ``MelDiTPipeline`` folder (its ``transformer/``) or a
+    MelDiT folder; ``FileNotFoundError`` naming what was looked for otherwise."""
+    from accelerando.pretrained import PRETRAINED_DIR
+
+    folder = Path(name_or_path)
+    if not folder.is_dir() and (PRETRAINED_DIR / name_or_path).is_dir():
+        folder = PRETRAINED_DIR / name_or_path
+    for candidate in (folder / "transformer", folder / "model", folder):
+        if (candidate / "config.json").is_file():
+            return MelDiT.from_pretrained(candidate)
+    raise FileNotFoundError(
+        f"--init_model {name_or_path!r} is neither a bundled checkpoint nor a folder with a MelDiT "
+        "(config.json in it, in transformer/ of a MelDiTPipeline, or in model/ of a training output)"
+    )
+
+
+def build_model(args: argparse.Namespace) -> MelDiT:
+    """The resumed checkpoint's architecture (its weights come with the checkpoint state), else ``--init_model``,
+    else ``--preset`` with ``--num_frames`` / ``--pitch_conditioning``."""
+    resume = T.find_resume_checkpoint(args)
+    if resume is not None and (resume / "model" / "config.json").is_file():
+        return MelDiT.from_pretrained(resume / "model")
+    if args.init_model:
+        model = load_init_model(args.init_model)
+        model.register_to_config(class_dropout_prob=args.class_dropout_prob)
+        return model
+    return MelDiT.from_preset(
         args.preset,
         num_frames=args.num_frames,
         class_dropout_prob=args.class_dropout_prob,
         **({} if args.pitch_conditioning is None else {"pitch_conditioning": args.pitch_conditioning}),
     )
+
+
+def main(args: argparse.Namespace) -> MelDiT:
+    accelerator = T.create_accelerator(args, project_name="meldit")
+    dataset = build_dataset(args)
+    model = build_model(args)
+    if model.config.num_frames != args.num_frames:
+        args.num_frames = model.config.num_frames  # crops must fit the model it continues
     model.register_to_config(trained_programs=dataset_programs(dataset))  # the demo offers only these
     # FasterDiT std modulation, kept in the saved config so sampling denormalises consistently.
     if args.data_std is not None:

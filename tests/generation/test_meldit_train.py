@@ -48,3 +48,34 @@ def test_train_script_runs_and_saves_a_loadable_model(tmp_path, monkeypatch):
     loaded = MelDiT.from_pretrained(model_dirs[0])
     assert loaded.config.hidden_size == TINY["hidden_size"]
     assert loaded.config.trained_programs == list(range(8))  # recorded from the training notes
+
+
+def test_init_model_continues_a_pipeline_and_a_resume_needs_no_init(tmp_path, monkeypatch):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from accelerando.generation import MelDiTPipeline
+
+    monkeypatch.setattr(meldit_train, "build_dataset", lambda args: [_note(16, p % 8) for p in range(8)])
+    torch.manual_seed(0)
+    start = MelDiT(**{**TINY, "num_frames": 16})
+    MelDiTPipeline(transformer=start, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(
+        tmp_path / "shipped"
+    )
+    flags = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--train_batch_size", "4",
+             "--checkpointing_steps", "1", "--init_model", str(tmp_path / "shipped")]  # fmt: skip
+    # the preset's num_frames (128) is replaced by the continued model's (16); lr 1e-12 leaves the weights as loaded
+    model = meldit_train.main(
+        meldit_train.parse_args([*flags, "--max_train_steps", "1", "--learning_rate", "1e-12"])
+    )
+    assert model.config.hidden_size == TINY["hidden_size"] and model.config.num_frames == 16
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value)
+    import shutil
+
+    shutil.rmtree(tmp_path / "shipped")  # a resumed run builds its model from its own checkpoint
+    resumed = meldit_train.main(
+        meldit_train.parse_args([*flags, "--max_train_steps", "2", "--resume_from_checkpoint", "latest"])
+    )
+    assert resumed.config.hidden_size == TINY["hidden_size"]
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        meldit_train.load_init_model(str(tmp_path / "no-such-model"))
