@@ -54,6 +54,11 @@ class BlockSpec:
             when every sub-module of its slots reuses a cached output (``cached``: ``{attribute name: output}``).
             It runs only the conditioning, the gates and the residual adds, skipping the norms and modulation that
             feed the cached sub-modules; it must equal the block's own forward with those outputs (tested).
+        modulated_input: optional ``fn(block, *args, **kwargs)`` returning what the block's self-attention sees,
+            the timestep-modulated normalised input ``norm1(x) * (1 + scale) + shift``: the cheap signal of FORA's
+            adaptive refresh (``FORAConfig.threshold``); without it the signal is the block's token input.
+        stackable: the block maps its token input to its token output alone (a tensor in, a tensor out), so
+            FORA can cache the whole block stack (``FORAConfig(level="blocks")``).
     """
 
     attn: tuple[str, ...] = ()
@@ -65,6 +70,8 @@ class BlockSpec:
     hidden_arg: str = "hidden_states"
     rope: bool = False
     cached_forward: Callable[..., Any] | None = None
+    modulated_input: Callable[..., torch.Tensor] | None = None
+    stackable: bool = False
 
     def slot(self, name: str) -> tuple[str, ...]:
         return getattr(self, name)
@@ -86,6 +93,41 @@ def _meldit_cached_forward(
     return gate_mlp * cached["ff"] + hidden_states
 
 
+def _meldit_modulated_input(
+    block: nn.Module, hidden_states: torch.Tensor, temb: torch.Tensor
+) -> torch.Tensor:
+    """``norm1(x) * (1 + scale_msa) + shift_msa`` of a ``MelDiTBlock``: ``(B, N, D)``."""
+    mod = block.adaLN_modulation(temb)[:, None, :]  # (B, 1, 6D)
+    shift_msa, scale_msa = mod.chunk(6, dim=-1)[:2]
+    return block.norm1(hidden_states) * (1 + scale_msa) + shift_msa
+
+
+def _basic_modulated_input(
+    block: nn.Module,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    encoder_attention_mask: torch.Tensor | None = None,
+    timestep: torch.Tensor | None = None,
+    cross_attention_kwargs: dict[str, Any] | None = None,
+    class_labels: torch.Tensor | None = None,
+    added_cond_kwargs: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The first lines of diffusers' ``BasicTransformerBlock.forward``: its normalised (modulated) input."""
+    kind = block.norm_type
+    if kind == "ada_norm_zero":  # DiT
+        return block.norm1(hidden_states, timestep, class_labels, hidden_dtype=hidden_states.dtype)[0]
+    if kind == "ada_norm_single":  # PixArt
+        table = block.scale_shift_table[None] + timestep.reshape(hidden_states.shape[0], 6, -1)  # (B, 6, D)
+        shift_msa, scale_msa = table.chunk(6, dim=1)[:2]
+        return block.norm1(hidden_states) * (1 + scale_msa) + shift_msa
+    if kind == "ada_norm":
+        return block.norm1(hidden_states, timestep)
+    if kind == "ada_norm_continuous":
+        return block.norm1(hidden_states, added_cond_kwargs["pooled_text_emb"])
+    return block.norm1(hidden_states)
+
+
 GridFn = Callable[[nn.Module, dict[str, Any]], tuple[int, int]]
 
 
@@ -105,6 +147,8 @@ BLOCKS: dict[str, BlockSpec] = {
         norms=("norm1", "norm2"),
         gates="adaLN_modulation (gate_msa, gate_mlp)",
         cached_forward=_meldit_cached_forward,
+        modulated_input=_meldit_modulated_input,
+        stackable=True,
     ),
     # DiT (norm_type "ada_norm_zero") and PixArt-alpha/sigma ("ada_norm_single"); also plain "layer_norm".
     "BasicTransformerBlock": BlockSpec(
@@ -113,6 +157,8 @@ BLOCKS: dict[str, BlockSpec] = {
         mlp=("ff",),
         norms=("norm1", "norm2", "norm3"),
         gates="norm1 (ada_norm_zero) or scale_shift_table (ada_norm_single)",
+        modulated_input=_basic_modulated_input,
+        stackable=True,
     ),
     # SD3 / SD3.5 MMDiT block: joint attention returns (image, text); SD3.5 adds attn2 (dual attention).
     "JointTransformerBlock": BlockSpec(
@@ -147,6 +193,7 @@ BLOCKS: dict[str, BlockSpec] = {
         norms=("norm1", "norm2", "norm3"),
         gates="none",
         rope=True,
+        stackable=True,
     ),
 }
 

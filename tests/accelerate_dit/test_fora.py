@@ -322,3 +322,174 @@ def test_refresh_steps_validation() -> None:
         apply_fora(meldit(), FORAConfig(refresh_steps=[[0], [0, 2], [1]]))
     with pytest.raises(ValueError, match="taylor3"):
         FORAConfig(forecast="taylor3")
+
+
+# ---------------------------------------------------------------- caching levels and the adaptive refresh
+
+STACKABLE = ["DiTTransformer2DModel", "MelDiT", "PixArtTransformer2DModel", "StableAudioDiTModel"]
+NO_OP = [(name, {"level": "output", "interval": 1}) for name in sorted(MODELS)]
+NO_OP += [(name, {"level": "blocks", "interval": 1, "forecast": "taylor2"}) for name in STACKABLE]
+NO_OP += [(name, {"level": "blocks", "threshold": 0.0}) for name in STACKABLE]
+NO_OP += [(name, {"threshold": 0, "forecast": "taylor1"}) for name in sorted(MODELS)]
+
+
+@pytest.mark.parametrize(("name", "options"), NO_OP, ids=[f"{n}-{o}" for n, o in NO_OP])
+def test_no_op_settings_of_the_new_options_are_exactly_the_baseline(name: str, options: dict) -> None:
+    """N = 1 at every level, and threshold 0 (refresh at every step), give the plain model's outputs bit for bit."""
+    make, inputs = MODELS[name]
+    model = make()
+    args, kwargs = inputs()
+    baseline = run_steps(model, args, kwargs, num_steps=5)
+    state = apply_fora(model, FORAConfig(**options))
+    got = run_steps(model, args, kwargs, num_steps=5)
+    assert all(torch.equal(a, b) for a, b in zip(got, baseline, strict=True))
+    assert state.reused == 0 and state.computed > 0
+
+
+@pytest.mark.parametrize("level", ["blocks", "output"])
+def test_whole_model_levels_skip_every_block_on_cached_steps_and_remove_restores(level: str) -> None:
+    model = meldit()
+    args, kwargs = meldit_inputs()
+    baseline = run_steps(model, args, kwargs, num_steps=6)
+    dicts = {name: set(m.__dict__) for name, m in model.named_modules()}
+    counts = count_calls(model)
+    state = apply_fora(model, FORAConfig(level=level, interval=3, forecast="taylor1"))
+    got = run_steps(model, args, kwargs, num_steps=6)
+    num_blocks = len(model.transformer_blocks)
+    assert counts == [2 * num_blocks, 2 * num_blocks]  # steps 0 and 3 ran the blocks, 4 steps ran none
+    assert (state.computed, state.reused) == (2, 4)
+    assert torch.equal(got[0], baseline[0]) and torch.equal(got[3], baseline[3])
+    assert not torch.equal(got[4], baseline[4]) and torch.isfinite(got[4]).all()
+    # return_dict=True on a cached step: the same dataclass (the output level rebuilds it)
+    reset_acceleration_state(model)
+    with torch.no_grad():
+        outs = [model(*args, **at_timestep(kwargs, t)) for t in (500.0, 400.0)]
+    assert type(outs[1]) is type(outs[0])
+    if level == "output":  # N = 3 and one refresh so far: the cache is repeated
+        assert torch.equal(outs[1].sample, outs[0].sample)
+    remove_acceleration(model)
+    assert {name: set(m.__dict__) for name, m in model.named_modules()} == dicts
+    assert all(torch.equal(a, b) for a, b in zip(run_steps(model, args, kwargs, 6), baseline, strict=True))
+
+
+def test_output_level_forecast_is_exact_on_a_velocity_linear_in_the_timestep() -> None:
+    """A model whose output is linear in the timestep is forecast exactly by taylor1 at the output level."""
+    model = meldit()
+    args, kwargs = meldit_inputs()
+    times = [1000.0, 960.0, 900.0, 810.0, 700.0, 560.0, 400.0, 220.0]
+
+    def linear(t: float) -> torch.Tensor:  # output(t) = a + t * (b - a) / 1000, from two real outputs
+        a = output(model, args, at_timestep(kwargs, 0.0))
+        b = output(model, args, at_timestep(kwargs, 1000.0))
+        return a + (b - a) * (t / 1000.0)
+
+    expected = [linear(t) for t in times]
+    original = type(model).forward
+
+    def forward(self: MelDiT, hidden_states: torch.Tensor, timestep: torch.Tensor, *a, **k):  # noqa: ANN002, ANN003
+        return (expected[times.index(float(timestep.max()))],)
+
+    model.forward = forward.__get__(
+        model
+    )  # an instance forward, as user code may install: wrapped and restored
+    apply_fora(model, FORAConfig(level="output", interval=3, forecast="taylor1"))
+    got = [output(model, args, at_timestep(kwargs, t)) for t in times]
+    for step in range(4, len(times)):  # after the second refresh (step 3) the line is known
+        torch.testing.assert_close(got[step], expected[step])
+    remove_acceleration(model)
+    assert model.forward.__func__ is forward and type(model).forward is original
+
+
+def _policy_run(
+    threshold: float, inputs: list[torch.Tensor], **options: object
+) -> tuple[list[int], list[float]]:
+    """Steps that refreshed, and the accumulated signal at every step, for a constructed input sequence."""
+    model = meldit()
+    with torch.no_grad():  # block 0's modulated input = norm1(tokens): the timestep does not change it
+        model.transformer_blocks[0].adaLN_modulation[-1].weight.zero_()
+        model.transformer_blocks[0].adaLN_modulation[-1].bias.zero_()
+    _, kwargs = meldit_inputs()
+    state = apply_fora(model, FORAConfig(level="blocks", threshold=threshold, forecast="taylor1", **options))
+    for step, x in enumerate(inputs):
+        output(model, (x,), at_timestep(kwargs, 1000.0 - 100 * step))
+    assert [s[0] for s in state.signals] == list(range(len(inputs)))
+    return [s[0] for s in state.signals if s[3]], [s[2] for s in state.signals]
+
+
+def test_adaptive_policy_refreshes_when_the_accumulated_signal_crosses_its_threshold() -> None:
+    """Constructed: the input is constant except a jump at step 3, so only step 3 has a non-zero signal."""
+    x, jump = meldit_inputs()[0][0], meldit_inputs(seed=5)[0][0]
+    inputs = [x, x, x, jump, jump, jump]
+    refreshed, signal = _policy_run(0.01, inputs)
+    assert signal[1] == signal[2] == 0.0 and signal[3] > 0.01 and signal[4] == signal[5] == 0.0
+    assert refreshed == [0, 3]
+    # just above the jump's change: never crossed, so no refresh after step 0; just below: refresh at step 3
+    assert _policy_run(signal[3] * 1.01, inputs)[0] == [0]
+    assert _policy_run(signal[3] * 0.99, inputs)[0] == [0, 3]
+    # accumulation: two half jumps cross a threshold that one half jump does not reach
+    half = x + 0.5 * (jump - x)
+    refreshed, signal = _policy_run(1e9, [x, half, half, jump, jump])
+    assert refreshed == [0]
+    step_one, step_three = signal[1], signal[3] - signal[1]
+    threshold = 1.01 * max(step_one, step_three)  # above either change alone, below their sum
+    assert threshold < step_one + step_three
+    assert _policy_run(threshold, [x, half, half, jump, jump])[0] == [0, 3]
+    # a cap on consecutive cached steps forces refreshes on a constant input
+    assert _policy_run(1.0, [x] * 7, max_cached_steps=2)[0] == [0, 3, 6]
+    assert _policy_run(1.0, [x] * 4, warmup_steps=2)[0] == [0, 1]
+
+
+def test_adaptive_policy_at_the_submodule_level_skips_the_sub_modules() -> None:
+    model = meldit()
+    counts = count_calls(model)
+    x = meldit_inputs()[0][0]
+    _, kwargs = meldit_inputs()
+    state = apply_fora(model, FORAConfig(threshold=1e9))
+    for step in range(4):
+        output(model, (x,), at_timestep(kwargs, 900.0 - 100 * step))
+    assert counts == [len(model.transformer_blocks)] * 2  # step 0 only
+    assert [s[3] for s in state.signals] == [True, False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"level": "model"}, "level 'model' is not supported"),
+        ({"threshold": -0.1}, "threshold -0.1 is not accepted"),
+        ({"threshold": float("nan")}, "threshold nan is not accepted"),
+        ({"threshold": True}, "threshold True is not accepted"),
+        ({"threshold": "0.1"}, "threshold '0.1' is not accepted"),
+        ({"threshold": 0.1, "max_cached_steps": 0}, "max_cached_steps 0 is not accepted"),
+        ({"max_cached_steps": 2}, "set threshold too"),
+    ],
+)
+def test_bad_new_options_are_refused_clearly(options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        FORAConfig(**options)
+
+
+def test_levels_that_do_not_fit_the_model_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="FluxTransformerBlock.*level='submodules'"):
+        apply_fora(MODELS["FluxTransformer2DModel"][0](), FORAConfig(level="blocks"))
+    with pytest.raises(ValueError, match="threshold.*level='output'"):
+        apply_fora(meldit(), FORAConfig(level="output", threshold=0.1))
+
+
+@pytest.mark.parametrize("name", ["DiTTransformer2DModel", "MelDiT", "PixArtTransformer2DModel"])
+def test_adaptive_signal_is_what_the_first_attention_sees(name: str) -> None:
+    """The registered modulated input of the first block equals the input of its self-attention."""
+    from accelerando.accelerate_dit._fora_cache import signal_fn
+    from accelerando.accelerate_dit._registry import find_blocks
+
+    make, inputs = MODELS[name]
+    model = make()
+    first = find_blocks(model)[0]
+    seen: dict[str, object] = {}
+    first.block.register_forward_pre_hook(
+        lambda _m, a, k: seen.update(signal=signal_fn(first)(first.block, *a, **k)), with_kwargs=True
+    )
+    first.block.attn1.register_forward_pre_hook(
+        lambda _m, a, k: seen.update(attn=a[0] if a else k["hidden_states"]), with_kwargs=True
+    )
+    output(model, *inputs())
+    torch.testing.assert_close(seen["signal"], seen["attn"])
