@@ -50,8 +50,9 @@ MODEL_CLASSES: dict[str, str] = {
     "MelDiT": "accelerando.generation",
     "NoteClassifier": "accelerando.generation.classifier",
     "MelDiTPipeline": "accelerando.generation",
+    "SIMVocoder": "accelerando.accelerate_dit.sim.vocoders",  # a one-step student of a vocoder
 }
-MEL_VOCODERS = ("FreGrad", "PeriodWave", "PeriodWaveTurbo", "MelNEWT")
+MEL_VOCODERS = ("FreGrad", "PeriodWave", "PeriodWaveTurbo", "MelNEWT", "SIMVocoder")
 _MODEL_SUBFOLDER = "model"  # what training scripts write inside output_dir and each checkpoint
 
 

@@ -177,6 +177,12 @@ def test_student_round_trips_save_load_exactly(family, periodwave, tmp_path):
     # the reloaded tensors' memory layout changes the conv kernels' summation order).
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert (student.sample_rate, student.hop_length) == (22050, 256)
+    # the toolkit's loader (the engine, `accelerando bench`, the benchmarks' --model) opens a student folder too
+    from accelerando.pretrained.loading import load_mel_vocoder
+
+    via_loader = load_mel_vocoder(tmp_path / "student")
+    assert isinstance(via_loader, SIMVocoder) and not via_loader.training
+    torch.testing.assert_close(via_loader.synthesize(mel, generator=torch.Generator().manual_seed(0)), b)
 
 
 @pytest.mark.parametrize("family", ["PeriodWave", "FreGrad"])
