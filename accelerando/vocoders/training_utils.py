@@ -30,6 +30,7 @@ from accelerando.vocoders.energy import compute_energy_stats
 
 __all__ = [
     "ENERGY_STATS_FILE",
+    "add_corpus_arguments",
     "add_vocoder_data_arguments",
     "check_energy_max",
     "crops_loader",
@@ -46,15 +47,8 @@ ENERGY_STATS_FILE = "energy_stats.json"
 HOP_LENGTH = 256  # the shared MelConfig's hop; every vocoder preset uses it
 
 
-def add_vocoder_data_arguments(
-    parser: argparse.ArgumentParser, *, segment_frames: int, energy_max_default: str
-) -> argparse.ArgumentParser:
-    """Add the data, prior and validation flags to ``parser`` with a model's defaults.
-
-    Args:
-        segment_frames: default of ``--segment_frames`` (mel frames per training crop).
-        energy_max_default: default of ``--energy_max``: a number as a string (e.g. ``"4.0"``) or ``"corpus"``.
-    """
+def add_corpus_arguments(parser: argparse.ArgumentParser, *, segment_frames: int) -> argparse.ArgumentParser:
+    """Add the corpus flags (``--data_dir``, ``--data_format``, the LibriTTS subsets, ``--segment_frames``)."""
     add = parser.add_argument
     add(
         "--data_dir",
@@ -74,6 +68,20 @@ def add_vocoder_data_arguments(
         help="LibriTTS validation subsets.",
     )
     add("--segment_frames", type=T.positive_int, default=segment_frames, help="Mel frames per training crop.")
+    return parser
+
+
+def add_vocoder_data_arguments(
+    parser: argparse.ArgumentParser, *, segment_frames: int, energy_max_default: str
+) -> argparse.ArgumentParser:
+    """Add the data, prior and validation flags to ``parser`` with a model's defaults.
+
+    Args:
+        segment_frames: default of ``--segment_frames`` (mel frames per training crop).
+        energy_max_default: default of ``--energy_max``: a number as a string (e.g. ``"4.0"``) or ``"corpus"``.
+    """
+    add_corpus_arguments(parser, segment_frames=segment_frames)
+    add = parser.add_argument
     add(
         "--energy_stats_items",
         type=T.positive_int,

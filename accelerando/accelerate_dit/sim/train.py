@@ -30,6 +30,7 @@ import csv
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -119,6 +120,29 @@ def sample_labels(
     return {k: torch.randint(0, h, (batch_size,), generator=generator).to(device) for k, h in highs.items()}
 
 
+def resume_log(accelerator: Any, args: argparse.Namespace, global_step: int) -> Path:
+    """``output_dir/sim_log.jsonl``, with the lines of steps after the resumed ``global_step`` dropped."""
+    log_path = Path(args.output_dir) / SIM_LOG_NAME
+    if accelerator.is_main_process and log_path.is_file():
+        lines = log_path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= global_step]
+        log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    return log_path
+
+
+def log_step(
+    accelerator: Any, bar: Any, log_path: Path, losses: dict[str, float], global_step: int, started: float
+) -> None:
+    """One SIM step's losses to the progress bar, the trackers and (main process) a JSON line of the log."""
+    bar.update(1)
+    bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+    accelerator.log(losses, step=global_step)
+    if accelerator.is_main_process:
+        line = {"step": global_step, **losses, "seconds": round(time.perf_counter() - started, 3)}
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+
+
 def main(args: argparse.Namespace) -> MelDiT:
     if args.gradient_accumulation_steps != 1:
         raise ValueError("SIM alternates two optimizers every step; --gradient_accumulation_steps must be 1.")
@@ -154,11 +178,7 @@ def main(args: argparse.Namespace) -> MelDiT:
         (Path(args.output_dir) / SIM_CONFIG_NAME).write_text(json.dumps(info, indent=2, default=str))
 
     global_step, _, _ = T.resume(accelerator, args, steps_per_epoch=1)
-    log_path = Path(args.output_dir) / SIM_LOG_NAME
-    if accelerator.is_main_process and log_path.is_file():  # drop lines of steps after the resumed checkpoint
-        lines = log_path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= global_step]
-        log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    log_path = resume_log(accelerator, args, global_step)
     bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     cfg = teacher.config
     num_frames = args.num_frames or cfg.num_frames
@@ -175,13 +195,7 @@ def main(args: argparse.Namespace) -> MelDiT:
         if ema is not None:
             ema.step(sim.generator.net.parameters())
         global_step += 1
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-        accelerator.log(losses, step=global_step)
-        if accelerator.is_main_process:
-            line = {"step": global_step, **losses, "seconds": round(time.perf_counter() - started, 3)}
-            with log_path.open("a", encoding="utf-8") as log:
-                log.write(json.dumps(line) + "\n")
+        log_step(accelerator, bar, log_path, losses, global_step, started)
         if global_step % args.checkpointing_steps == 0:
             T.save_checkpoint(accelerator, args, global_step)
     T.save_final_model(accelerator, sim.generator.net, args, ema)

@@ -30,14 +30,14 @@ import torch
 
 from accelerando import training as T
 from accelerando.accelerate_dit.sim.distiller import DISTANCES, ESTIMATORS, SIMConfig, SIMDistiller
+from accelerando.accelerate_dit.sim.train import log_step, resume_log
 from accelerando.accelerate_dit.sim.vocoders import SIMVocoder, vocoder_score_model
-from accelerando.vocoders.training_utils import crops_loader, vocoder_datasets
+from accelerando.vocoders.training_utils import add_corpus_arguments, crops_loader, vocoder_datasets
 
 __all__ = ["TEACHER_CLASSES", "load_teacher", "main", "parse_args"]
 
 TEACHER_CLASSES = ("PeriodWave", "PeriodWaveTurbo", "FreGrad")
 SIM_CONFIG_NAME = "sim_config.json"
-SIM_LOG_NAME = "sim_log.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,24 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="A bundled name or folder of a PeriodWave(-Turbo) or FreGrad.",
     )
-    add(
-        "--data_dir",
-        type=str,
-        required=True,
-        help="LJSpeech-style folder or LibriTTS (mels of its train split).",
-    )
-    add("--data_format", type=str, default="auto", choices=["auto", "ljspeech", "libritts"])
-    add(
-        "--train_subsets", type=str, nargs="+", default=["train-clean-100"], help="LibriTTS training subsets."
-    )
-    add(
-        "--validation_subsets",
-        type=str,
-        nargs="+",
-        default=["dev-clean"],
-        help="LibriTTS validation subsets.",
-    )
-    add("--segment_frames", type=T.positive_int, default=32, help="Mel frames per crop.")
+    add_corpus_arguments(parser, segment_frames=32)  # only the mels of the training split are used
     add(
         "--student_preset",
         type=str,
@@ -165,11 +148,7 @@ def main(args: argparse.Namespace) -> SIMVocoder:
 
     steps_per_epoch = len(loader)
     global_step, first_epoch, resume_step = T.resume(accelerator, args, steps_per_epoch)
-    log_path = Path(args.output_dir) / SIM_LOG_NAME
-    if accelerator.is_main_process and log_path.is_file():  # drop lines of steps after the resumed checkpoint
-        lines = log_path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= global_step]
-        log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    log_path = resume_log(accelerator, args, global_step)
     bar = T.progress_bar(accelerator, args.max_train_steps, global_step)
     epoch = first_epoch
     while global_step < args.max_train_steps:
@@ -184,13 +163,7 @@ def main(args: argparse.Namespace) -> SIMVocoder:
             if ema is not None:
                 ema.step(student.parameters())
             global_step += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-            accelerator.log(losses, step=global_step)
-            if accelerator.is_main_process:
-                line = {"step": global_step, **losses, "seconds": round(time.perf_counter() - started, 3)}
-                with log_path.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(line) + "\n")
+            log_step(accelerator, bar, log_path, losses, global_step, started)
             if global_step % args.checkpointing_steps == 0:
                 T.save_checkpoint(accelerator, args, global_step)
             if global_step >= args.max_train_steps:
