@@ -23,6 +23,12 @@ Stable Audio's global token) are never merged. Attention with rotary position em
 cannot be merged without re-indexing the per-token rotations, so ``merge_attn`` is refused there; their MLPs can
 be merged.
 
+Fidelity levers (``benchmarks/tome_fidelity.py``): ``blocks`` merges only in the chosen blocks (the first and
+last blocks of a DiT are the most sensitive), ``merge_steps`` merges only in the first (high-noise) denoising steps
+and runs the later, detail-forming steps unmerged, and ``prop_attn`` is the ToMe paper's proportional attention
+(``log(size)`` of every merged key added to the attention logits, so a key standing for ``s`` tokens weighs as
+``s`` of them). Each defaults to today's behaviour (all blocks, all steps, plain attention).
+
 Under ``torch.compile`` the destination draw runs outside the graph (one graph break per wrapped call).
 """
 
@@ -51,6 +57,8 @@ __all__ = [
 ]
 
 TOME_HOOK = "tome"
+# Blocks whose self-attention takes an additive ``attention_mask`` over exactly its own (merged) tokens.
+_PROP_ATTN_BLOCKS = frozenset({"MelDiTBlock", "BasicTransformerBlock"})
 
 
 @dataclass
@@ -66,6 +74,12 @@ class ToMeConfig:
         merge_attn, merge_crossattn, merge_mlp: which sub-modules see merged tokens.
         block_ratios: per-block ratios overriding ``ratio``: a sequence with one entry per block (forward
             order, Flux double then single blocks) or a mapping ``{block index: ratio}``.
+        blocks: indices of the blocks that merge (forward order; negative indices count from the end, so
+            ``range(1, 5)`` on a 6-block MelDiT skips the first and last block); ``None`` merges in all.
+        merge_steps: merge only in the first ``merge_steps`` denoising steps of a generation (the high-noise
+            ones); later steps run unmerged. ``None`` merges in every step; ``0`` never merges.
+        prop_attn: proportional attention (ToMe paper, eq. 1): ``log(size)`` of each merged token is added to
+            the self-attention logits. MelDiT and ``BasicTransformerBlock`` (DiT, PixArt) only.
 
     Example::
 
@@ -90,6 +104,9 @@ class ToMeConfig:
     merge_crossattn: bool = False
     merge_mlp: bool = False
     block_ratios: Sequence[float] | Mapping[int, float] | None = None
+    blocks: Sequence[int] | None = None
+    merge_steps: int | None = None
+    prop_attn: bool = False
 
     def __post_init__(self) -> None:
         ratios = [self.ratio]
@@ -103,6 +120,34 @@ class ToMeConfig:
         for name in ("sx", "sy"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ToMe {name} must be a positive integer, got {getattr(self, name)}.")
+        if self.blocks is not None:
+            if isinstance(self.blocks, (str, bytes)) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in self.blocks
+            ):
+                raise ValueError(
+                    f"ToMe blocks must be a sequence of block indices (ints), got {self.blocks!r}."
+                )
+            self.blocks = tuple(self.blocks)
+        if self.merge_steps is not None and (
+            not isinstance(self.merge_steps, int)
+            or isinstance(self.merge_steps, bool)
+            or self.merge_steps < 0
+        ):
+            raise ValueError(
+                f"ToMe merge_steps must be None or a non-negative integer (steps that merge), got {self.merge_steps!r}."
+            )
+
+    def selected_blocks(self, num_blocks: int) -> set[int]:
+        """The indices (``0 .. num_blocks - 1``) of the blocks that merge; a clear error for an index out of range."""
+        if self.blocks is None:
+            return set(range(num_blocks))
+        bad = [i for i in self.blocks if not -num_blocks <= i < num_blocks]
+        if bad:
+            raise ValueError(
+                f"ToMe blocks {bad} out of range: the model has {num_blocks} blocks "
+                f"(indices 0..{num_blocks - 1}, or -{num_blocks}..-1 from the end)."
+            )
+        return {i % num_blocks for i in self.blocks}
 
     def ratio_for(self, index: int, num_blocks: int) -> float:
         """The ratio of block ``index``."""
@@ -289,8 +334,10 @@ class ToMeHook(SubmoduleHook):
         hidden_arg: str,
         state: ToMeState,
         shared: _BlockMatching | None = None,
+        prop_attn: bool = False,
     ) -> None:
         self.config = config
+        self.prop_attn = prop_attn  # this hook wraps a self-attention whose logits get log(size)
         self.ratio = ratio
         self.block_index = block_index
         self.hidden_arg = hidden_arg
@@ -321,6 +368,9 @@ class ToMeHook(SubmoduleHook):
         r = int(num_image * self.ratio)
         if r <= 0 or prefix < 0 or kwargs.get("attention_mask") is not None:
             return forward(*args, **kwargs)
+        steps = self.config.merge_steps
+        if steps is not None and max(self.tracker.step, 0) >= steps:
+            return forward(*args, **kwargs)
 
         image = hidden[:, prefix:] if prefix else hidden  # (B, rows * cols, C)
         matching = self._matching(image, (rows, cols), r)
@@ -333,6 +383,12 @@ class ToMeHook(SubmoduleHook):
             args = (merged, *args[1:])
         else:
             kwargs = {**kwargs, self.hidden_arg: merged}
+        if self.prop_attn and matching.src.numel() and kwargs.get("encoder_hidden_states") is None:
+            # (B, 1, prefix + M) additive bias over the keys; the processor repeats it over heads and queries.
+            log_size = matching.size.to(merged.dtype).log().view(merged.shape[0], 1, -1)
+            if prefix:
+                log_size = torch.cat([log_size.new_zeros(merged.shape[0], 1, prefix), log_size], dim=-1)
+            kwargs = {**kwargs, "attention_mask": log_size}
 
         output = forward(*args, **kwargs)
         first = output[0] if isinstance(output, tuple) else output
@@ -344,6 +400,10 @@ class ToMeHook(SubmoduleHook):
         return restored
 
 
+def _supports_prop_attn(block: nn.Module) -> bool:
+    return any(cls.__name__ in _PROP_ATTN_BLOCKS for cls in type(block).__mro__)
+
+
 def apply_tome(model: nn.Module, config: ToMeConfig | None = None) -> ToMeState:
     """Apply token merging to every supported block of ``model`` (MelDiT or a diffusers transformer).
 
@@ -352,6 +412,7 @@ def apply_tome(model: nn.Module, config: ToMeConfig | None = None) -> ToMeState:
     """
     config = config or ToMeConfig()
     blocks = find_blocks(model)
+    selected = config.selected_blocks(len(blocks))
     slots = [s for s, on in (("attn", config.merge_attn), ("cross_attn", config.merge_crossattn)) if on]
     if config.merge_mlp:
         slots.append("mlp")
@@ -364,10 +425,18 @@ def apply_tome(model: nn.Module, config: ToMeConfig | None = None) -> ToMeState:
                 "applies rotary position embeddings per token. Use ToMeConfig(merge_attn=False, merge_mlp=True)."
             )
         ratio = config.ratio_for(found.index, len(blocks))
+        if config.prop_attn and "attn" in slots and not _supports_prop_attn(found.block):
+            raise ValueError(
+                f"ToMe prop_attn is not supported for {type(found.block).__name__} in {type(model).__name__}; "
+                f"supported blocks are {', '.join(sorted(_PROP_ATTN_BLOCKS))}."
+            )
+        if found.index not in selected:
+            continue
         shared = _BlockMatching()
         for slot in slots:
+            prop = config.prop_attn and slot == "attn"
             for _, module in found.submodules(slot):
-                hook = ToMeHook(config, ratio, found.index, found.spec.hidden_arg, state, shared)
+                hook = ToMeHook(config, ratio, found.index, found.spec.hidden_arg, state, shared, prop)
                 hooks.append((module, hook))
     attach_plugin(model, TOME_HOOK, hooks, [state])
     return state

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from accel_dit_models import MODELS, dit, dit_inputs, flux, flux_inputs, meldit, meldit_inputs, output
+from accel_dit_models import (
+    MODELS,
+    at_timestep,
+    dit,
+    dit_inputs,
+    flux,
+    flux_inputs,
+    meldit,
+    meldit_inputs,
+    output,
+    sd3,
+)
 
 from accelerando.accelerate_dit import ToMeConfig, apply_tome, remove_acceleration
+from accelerando.accelerate_dit._hooks import get_tracker
 from accelerando.accelerate_dit.tome import bipartite_soft_matching_2d
 
 ROPE_MODELS = {"FluxTransformer2DModel", "StableAudioDiTModel"}
@@ -140,6 +152,90 @@ def test_invalid_config_messages() -> None:
         ToMeConfig(sx=0)
     with pytest.raises(ValueError, match="block_ratios has 3"):
         apply_tome(meldit(), ToMeConfig(block_ratios=[0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="blocks must be a sequence of block indices"):
+        ToMeConfig(blocks=[1.0, 2])
+    with pytest.raises(ValueError, match="blocks must be a sequence of block indices"):
+        ToMeConfig(blocks="12")
+    for steps in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="merge_steps must be None or a non-negative integer"):
+            ToMeConfig(merge_steps=steps)
+    model = meldit()
+    n = len(model.transformer_blocks)
+    with pytest.raises(ValueError, match=rf"blocks \[{n}\] out of range: the model has {n} blocks"):
+        apply_tome(model, ToMeConfig(blocks=(0, n)))
+    with pytest.raises(ValueError, match="prop_attn is not supported for JointTransformerBlock"):
+        apply_tome(sd3(), ToMeConfig(prop_attn=True))
+
+
+NO_OP_CONFIGS = {
+    "ratio 0, every option on": ToMeConfig(ratio=0.0, merge_mlp=True, prop_attn=True, merge_steps=8),
+    "no blocks": ToMeConfig(ratio=0.5, merge_mlp=True, prop_attn=True, blocks=()),
+    "zero steps": ToMeConfig(ratio=0.5, merge_mlp=True, prop_attn=True, merge_steps=0),
+}
+
+
+@pytest.mark.parametrize("model_name", ["MelDiT", "DiTTransformer2DModel"])
+@pytest.mark.parametrize("config_name", sorted(NO_OP_CONFIGS))
+def test_no_op_settings_are_exactly_the_baseline(model_name: str, config_name: str) -> None:
+    make, inputs = MODELS[model_name]
+    model = make()
+    args, kwargs = inputs()
+    baselines = [output(model, args, at_timestep(kwargs, t)) for t in (900.0, 500.0)]
+    state = apply_tome(model, NO_OP_CONFIGS[config_name])
+    for baseline, t in zip(baselines, (900.0, 500.0), strict=True):  # two steps of one generation
+        assert torch.equal(output(model, args, at_timestep(kwargs, t)), baseline)
+    assert state.tokens_in == 0
+
+
+def test_blocks_selects_where_tokens_merge() -> None:
+    model = meldit()
+    args, kwargs = meldit_inputs()
+    lengths: list[list[int]] = [[] for _ in model.transformer_blocks]
+    for block, seen in zip(model.transformer_blocks, lengths, strict=True):
+        count_lengths(block.attn1.to_q, seen)
+    apply_tome(model, ToMeConfig(ratio=0.5, blocks=(-1,)))
+    output(model, args, kwargs)
+    *unmerged, last = lengths
+    assert unmerged == [[64]] * (len(lengths) - 1) and last == [32]  # only the last block merges
+
+
+def test_merge_steps_runs_later_steps_unmerged() -> None:
+    """With ``merge_steps=1`` the first step merges; the second equals the plain model's second step exactly."""
+    model = meldit()
+    args, kwargs = meldit_inputs()
+    first_plain = output(model, args, at_timestep(kwargs, 900.0))
+    second_plain = output(model, args, at_timestep(kwargs, 500.0))
+    apply_tome(model, ToMeConfig(ratio=0.5, merge_mlp=True, merge_steps=1))
+    assert not torch.equal(output(model, args, at_timestep(kwargs, 900.0)), first_plain)
+    assert torch.equal(output(model, args, at_timestep(kwargs, 500.0)), second_plain)
+    # a new generation (the timestep rises again) merges in its first step again
+    assert not torch.equal(output(model, args, at_timestep(kwargs, 900.0)), first_plain)
+
+
+def test_proportional_attention_equals_full_attention_over_duplicated_tokens() -> None:
+    """Tokens that are four copies per 2 x 2 cell merge without loss, and attention over the merged keys with
+    ``log(size)`` added to the logits is exactly attention over all the tokens (ToMe paper, eq. 1). Plain
+    attention over the merged keys under-weights the merged copies."""
+    model = meldit()
+    attn = model.transformer_blocks[0].attn1
+    gen = torch.Generator().manual_seed(0)
+    rows, cols, dim = 4, 6, model.config.hidden_size
+    cells = torch.randn(2, rows // 2, 1, cols // 2, 1, dim, generator=gen)
+    x = cells.expand(2, rows // 2, 2, cols // 2, 2, dim).reshape(
+        2, rows * cols, dim
+    )  # (B, N, D), copies per cell
+    with torch.no_grad():
+        full = attn(x)
+    results = {}
+    for prop in (True, False):
+        apply_tome(model, ToMeConfig(ratio=0.5, prop_attn=prop, use_rand=False))
+        tracker = get_tracker(model)
+        tracker.grid, tracker.step = (rows, cols), 0
+        with torch.no_grad():
+            results[prop] = attn(x)  # 12 of the 18 sources merge into their own cell's destination
+        remove_acceleration(model)
+    torch.testing.assert_close(results[True], full)
+    assert not torch.allclose(results[False], full, atol=1e-4)
 
 
 def reference_merge_means(
