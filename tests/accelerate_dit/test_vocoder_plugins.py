@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from vocoder_corpus import write_tone_corpus
 
 from accelerando import fasterdit
 from accelerando.accelerate_dit import remove_acceleration
@@ -272,15 +271,6 @@ def test_bad_inputs_give_clear_errors(periodwave):
 # ------------------------------------------------------------------------------------------ the script
 
 
-def _write_corpus(root, n: int = 3, seconds: float = 0.5, sr: int = 22050) -> None:
-    (root / "wavs").mkdir(parents=True)
-    ids = [f"utt_{i}" for i in range(n)]
-    t = np.arange(int(seconds * sr)) / sr
-    for i, item_id in enumerate(ids):
-        wav = 0.4 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
-        sf.write(root / "wavs" / f"{item_id}.wav", wav.astype(np.float32), sr, subtype="PCM_16")
-    (root / "metadata.csv").write_text("".join(f"{i}|text|text\n" for i in ids))
-    (root / "split.json").write_text(json.dumps({"train": ids[:-1], "validation": ids[-1:], "test": []}))
 
 
 @pytest.mark.slow
@@ -288,7 +278,7 @@ def test_sim_vocoder_script_writes_a_loadable_student(periodwave, tmp_path):
     from accelerando.commands.train import TRAINERS
 
     assert TRAINERS["sim-vocoder"] == "accelerando.accelerate_dit.sim.train_vocoder"
-    _write_corpus(tmp_path / "data")
+    write_tone_corpus(tmp_path / "data")
     periodwave.save_pretrained(tmp_path / "teacher")
     argv = [
         "--teacher", str(tmp_path / "teacher"), "--data_dir", str(tmp_path / "data"), "--output_dir",

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import soundfile as sf
+from vocoder_corpus import write_tone_corpus
 
 from accelerando.vocoders.periodwave import PeriodWave, PeriodWaveTurbo, train, train_turbo
-
-
-def _write_corpus(root, n: int = 3, seconds: float = 0.5, sr: int = 22050) -> list[str]:
-    (root / "wavs").mkdir(parents=True)
-    ids = [f"utt_{i}" for i in range(n)]
-    t = np.arange(int(seconds * sr)) / sr
-    for i, item_id in enumerate(ids):
-        wav = 0.4 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
-        sf.write(root / "wavs" / f"{item_id}.wav", wav.astype(np.float32), sr, subtype="PCM_16")
-    (root / "metadata.csv").write_text("".join(f"{i}|text|text\n" for i in ids))
-    (root / "split.json").write_text(json.dumps({"train": ids[:-1], "validation": ids[-1:], "test": []}))
-    return ids
-
 
 COMMON = [
     "--segment_frames", "8", "--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "2",
@@ -31,7 +17,7 @@ COMMON = [
 
 @pytest.mark.slow
 def test_flow_matching_then_turbo_scripts_write_loadable_models(tmp_path):
-    ids = _write_corpus(tmp_path / "data")
+    ids = write_tone_corpus(tmp_path / "data")
     data = ["--data_dir", str(tmp_path / "data")]
     pw_dir = train.main(
         train.parse_args(
