@@ -271,8 +271,6 @@ def test_bad_inputs_give_clear_errors(periodwave):
 # ------------------------------------------------------------------------------------------ the script
 
 
-
-
 @pytest.mark.slow
 def test_sim_vocoder_script_writes_a_loadable_student(periodwave, tmp_path):
     from accelerando.commands.train import TRAINERS
