@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 from accelerando.pretrained.defaults import (
     EVALUATION_FILE,
@@ -252,3 +254,35 @@ def test_the_default_must_also_hold_on_the_development_sentences(bench, folder: 
     assert default_vocoder(folder).name == "fregrad-x"
     _write(folder, {GRIFFIN_LIM: FLOOR, "fregrad-x": lucky})  # an evaluation from before the dev sentences
     assert default_vocoder(folder).name == "fregrad-x"
+
+
+def test_a_chain_of_several_draws_reports_their_mean_wer(bench, monkeypatch) -> None:
+    heard = iter(["the cat sat", "the cat", "a cat sat", "the hat sat"])  # draw 1: 2 items, draw 2: 2
+    monkeypatch.setattr(bench, "transcribe", lambda wav, sr: next(heard))
+    wav = np.zeros(256, dtype=np.float32)
+    chain = bench.score_chain("TTS: x", "tts", "x", ["the cat sat", "the hat sat"], [[wav, wav], [wav, wav]])
+    assert chain["wer_draws"] == pytest.approx([2 / 6, 1 / 6])  # "hat" heard as "cat", "sat" lost; then "a"
+    assert chain["wer"] == pytest.approx(0.25)
+    assert [item["hypothesis"] for item in chain["items"]] == ["the cat sat", "the cat"]  # the first draw's
+    assert chain["items"][1]["wer_draws"] == pytest.approx([2 / 3, 0.0])
+    monkeypatch.setattr(bench, "transcribe", lambda wav, sr: "the cat")
+    single = bench.score_chain("TTS: y", "tts", "y", ["the cat sat"], [wav])  # one draw: a plain list
+    assert single["wer_draws"] == [single["wer"]] == pytest.approx([1 / 3])
+
+
+def test_vocode_all_draws_differ_and_the_first_is_the_single_draw(bench) -> None:
+    from accelerando.vocoders import GriffinLim
+
+    mel = torch.log(torch.rand(1, 80, 20) + 1e-3)
+    gl = bench.Vocoder(bench.GRIFFIN_LIM, GriffinLim(n_iter=2), "GriffinLim(2)")
+    (one,), _, _ = bench.vocode_all(gl, [mel], "gl", seed=0)
+    draws, compute, audio = bench.vocode_all(gl, [mel], "gl", seed=0, draws=2)
+    assert len(draws) == 2 and np.array_equal(draws[0][0], one[0])
+    assert not np.allclose(draws[0][0], draws[1][0])  # another initial phase
+    assert gl.model.seed == 0 and compute > 0 and audio == pytest.approx(2 * 20 * 256 / 22050)
+
+
+def test_draws_must_be_positive(bench, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--draws", "0"])
+    assert "--draws must be >= 1; got 0" in capsys.readouterr().err
