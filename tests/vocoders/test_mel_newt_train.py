@@ -149,3 +149,54 @@ def test_grown_model_keeps_the_trained_weights_and_refuses_a_shrink(tmp_path):
         torch.testing.assert_close(grown.state_dict()[key], value)
     with pytest.raises(ValueError, match="does not extend"):
         mel_train.grown_model(trained, {"hidden": 24})
+
+
+def test_cycle_crops_and_the_mel_consistency_loss(tmp_path):
+    from accelerando.audio import MelConfig, mel_spectrogram
+
+    cfg = MelConfig()
+    audio = 0.3 * torch.randn(1, 64 * cfg.hop_length, generator=torch.Generator().manual_seed(0))
+    mel = mel_spectrogram(audio, cfg)  # (1, 80, 64), every bin far above the log floor
+    assert mel_train.mel_consistency_loss(audio, mel, cfg) < 1e-4  # a recording agrees with its own mel
+    assert mel_train.mel_consistency_loss(0.5 * audio, mel, cfg) == pytest.approx(np.log(2), abs=0.05)
+
+    np.save(tmp_path / "long.npy", np.arange(80 * 30, dtype=np.float32).reshape(80, 30))
+    np.save(tmp_path / "short.npy", np.zeros((80, 5), dtype=np.float32))  # shorter than a crop: left out
+    mels = mel_train.load_cycle_mels(tmp_path, frames=16, n_mels=80)
+    assert len(mels) == 1
+    crops = mel_train.cycle_crops(mels, 4, 16, torch.Generator().manual_seed(0))
+    assert crops.shape == (4, 80, 16)
+    for crop in crops:  # consecutive frames of the one mel
+        start = int(crop[0, 0])
+        torch.testing.assert_close(crop, mels[0][:, start : start + 16])
+    with pytest.raises(ValueError, match="no .npy mel of at least 40 frames"):
+        mel_train.load_cycle_mels(tmp_path, frames=40, n_mels=80)
+    np.save(tmp_path / "wrong.npy", np.zeros((64, 30), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"wrong.npy has shape \(64, 30\); expected \(80, frames\)"):
+        mel_train.load_cycle_mels(tmp_path, frames=16, n_mels=80)
+
+
+@pytest.mark.slow
+def test_training_with_cycle_mels_logs_the_consistency_loss(tmp_path, caplog):
+    _write_corpus(tmp_path / "corpus")
+    free = tmp_path / "free"
+    free.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # "text-to-speech mels" with no recording
+        np.save(free / f"s{i}.npy", (rng.standard_normal((80, 24)) - 5).astype(np.float32))
+    config = _config(tmp_path / "config.json")
+    args = _args(tmp_path / "corpus", tmp_path / "run", config, "--max_train_steps", "2",
+                 "--cycle_mels", str(free), "--cycle_batch_size", "2")  # fmt: skip
+    with caplog.at_level("INFO"):
+        assert MelNEWT.from_pretrained(mel_train.main(args)).config.hidden == 16
+    assert "Mel-consistency loss on 2 mels" in caplog.text
+
+
+def test_bad_cycle_flags_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        mel_train.parse_args(["--data_dir", str(tmp_path), "--cycle_mels", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert "--cycle_mels" in err and "is not a folder" in err
+    with pytest.raises(SystemExit):
+        mel_train.parse_args(["--data_dir", str(tmp_path), "--cycle_weight", "-1"])
+    assert "--cycle_weight must be >= 0; got -1.0" in capsys.readouterr().err

@@ -8,10 +8,16 @@ HiFi-GAN / Tacotron 2 fine-tuning recipe). Each mel is saved as ``out_dir/<id>.n
 ``(n_mels, frames)``; written atomically, skipped when present), ready for ``accelerando train newt-speech
 --input_mels out_dir``.
 
+``--free`` writes instead the *free-running* mel of each utterance's text in its own voice
+(:meth:`IncrementalFastPitch.infer`: the model's own durations and pitch, what text-to-speech hands the
+vocoder), not aligned with the recording: inputs for a loss that needs no recording
+(``accelerando train newt-speech --cycle_mels out_dir``).
+
 Example::
 
     python -m accelerando.tts.fastpitch.gta --model fastpitch-speech --data_dir corpora/speech \\
         --out_dir runs/gta-mels --pitch_cache_dir runs/newt-speech/f0_cache
+    python -m accelerando.tts.fastpitch.gta --free --data_dir corpora/speech --out_dir runs/free-mels
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["gta_mel", "main", "write_gta_mels"]
+__all__ = ["free_mel", "gta_mel", "main", "write_free_mels", "write_gta_mels"]
 
 
 @torch.inference_mode()
@@ -43,6 +49,38 @@ def gta_mel(model: Any, item: dict[str, Any]) -> np.ndarray:
         mask_mode="static",
     )
     return out.mel[0, :, :frames].float().numpy()
+
+
+@torch.inference_mode()
+def free_mel(model: Any, text: str, speaker: int | str = 0) -> np.ndarray:
+    """The free-running mel ``(n_mels, frames)`` of ``text`` in ``speaker``'s voice (the model's own
+    durations and pitch)."""
+    mel, _ = model.infer(model.text_frontend().encode(text), speaker=speaker)
+    return mel[0].float().numpy()
+
+
+def write_free_mels(model: Any, dataset: Any, out_dir: str | Path, progress: bool = True) -> int:
+    """Writes ``out_dir/<id>.npy``, the free-running mel of each ``dataset`` item's text in its own voice
+    (an :class:`~accelerando.data.datasets.LJSpeechDataset`-like ``items`` list of ``(id, wav, text,
+    speaker)``), for every item that has none yet; returns how many it wrote."""
+    from tqdm.auto import tqdm
+
+    from accelerando.fileio import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    written = 0
+    for item_id, _, text, speaker in tqdm(
+        dataset.items, desc="free-running mels", unit="utt", disable=not progress
+    ):
+        target = out_dir / f"{str(item_id).replace('/', '_')}.npy"
+        if target.is_file():
+            continue
+        with atomic_path(target, suffix=".npy") as tmp:
+            np.save(tmp, free_mel(model, text, str(speaker)), allow_pickle=False)
+        written += 1
+    return written
 
 
 def write_gta_mels(model: Any, dataset: Any, out_dir: str | Path, progress: bool = True) -> int:
@@ -88,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--pitch_fmin", type=float, default=50.0)
     parser.add_argument("--pitch_fmax", type=float, default=600.0)
+    parser.add_argument(
+        "--free",
+        action="store_true",
+        help="free-running mels of each text in its own voice (not aligned with the recording)",
+    )
     args = parser.parse_args(argv)
     model = load(args.model, expect=("IncrementalFastPitch",))
     root = Path(args.data_dir)
@@ -98,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"The model's speakers {model.config.speakers} differ from the corpus's {speakers}: "
             "use the corpus the model was trained on."
         )
+    if args.free:
+        written = write_free_mels(model, base, args.out_dir)
+        print(f"wrote {written} free-running mels to {args.out_dir} ({len(base)} utterances in the split)")
+        return 0
     dataset = TTSDataset(
         base, model.text_frontend(), speakers, cache_dir=args.pitch_cache_dir,
         pitch_fmin=args.pitch_fmin, pitch_fmax=args.pitch_fmax,

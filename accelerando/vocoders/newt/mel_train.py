@@ -7,7 +7,12 @@ STFT loss) on random crops of an LJSpeech-style corpus, plus the pitch heads' lo
   neighbours with :func:`~.mel_newt.fill_unvoiced`), computed once per utterance and cached as ``.npy`` in
   ``output_dir/f0_cache`` (search range ``--f0_min``..``--f0_max``);
 - ``--pitch_loss_weight`` x cross-entropy of the pitch classifier against Gaussian-blurred pYIN bins on
-  voiced frames, ``--voicing_loss_weight`` x binary cross-entropy of the voicing head.
+  voiced frames, ``--voicing_loss_weight`` x binary cross-entropy of the voicing head;
+- optionally (``--cycle_mels``, ``--cycle_weight``) a mel-consistency loss on mels that have no recording,
+  e.g. the acoustic model's free-running mels (``python -m accelerando.tts.fastpitch.gta --free``): random
+  crops are vocoded from the mel alone (predicted f0) and the L1 between the output's log-mel and the input
+  mel is added, so the vocoder learns to render what text-to-speech hands it as faithfully as Griffin-Lim
+  does (Griffin-Lim's whole objective), beside copying recordings.
 
 At each checkpoint a few validation utterances are synthesised *from the mel alone* (predicted f0) to
 ``output_dir/validation/step-N/`` with mel L1 and M-STFT in the log, as for the other mel vocoders.
@@ -31,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from accelerando import training as T
-from accelerando.audio import MelConfig, MultiResolutionSTFTLoss, cached_f0
+from accelerando.audio import MelConfig, MultiResolutionSTFTLoss, cached_f0, mel_spectrogram
 from accelerando.vocoders.newt.mel_newt import MelNEWT, fill_unvoiced
 from accelerando.vocoders.training_utils import add_vocoder_data_arguments, fit_mel_vocoder, vocoder_datasets
 
@@ -79,6 +84,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "from there with probability --input_mel_prob (the target stays the recording).",
     )
     add("--input_mel_prob", type=float, default=0.5, help="Share of crops that use --input_mels.")
+    add(
+        "--cycle_mels",
+        type=str,
+        default=None,
+        help="A folder of .npy mels (n_mels, frames) without recordings (e.g. python -m "
+        "accelerando.tts.fastpitch.gta --free): each step also vocodes --cycle_batch_size random crops of them "
+        "and adds --cycle_weight x L1(log-mel of the output, the input mel).",
+    )
+    add("--cycle_weight", type=float, default=1.0, help="Weight of the --cycle_mels mel-consistency loss.")
+    add("--cycle_batch_size", type=T.positive_int, default=8, help="Crops of --cycle_mels per step.")
     add("--pitch_loss_weight", type=float, default=0.1, help="Weight of the pitch cross-entropy.")
     add("--voicing_loss_weight", type=float, default=0.1, help="Weight of the voicing cross-entropy.")
     add("--lr_decay", type=T.positive_float, default=0.9, help="Learning-rate factor every interval.")
@@ -109,6 +124,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--input_mel_prob must be in [0, 1]; got {args.input_mel_prob}")
     if args.input_mels and not Path(args.input_mels).is_dir():
         parser.error(f"--input_mels {args.input_mels!r} is not a folder")
+    if args.cycle_mels and not Path(args.cycle_mels).is_dir():
+        parser.error(f"--cycle_mels {args.cycle_mels!r} is not a folder")
+    if args.cycle_weight < 0:
+        parser.error(f"--cycle_weight must be >= 0; got {args.cycle_weight}")
     return args
 
 
@@ -187,6 +206,46 @@ def swap_input_mels(
     return mel
 
 
+def load_cycle_mels(folder: str | Path, frames: int, n_mels: int) -> list[torch.Tensor]:
+    """Every ``folder/*.npy`` mel ``(n_mels, >= frames)`` (shorter ones are left out: a crop must fit);
+    ``ValueError`` when none fits or a file has another number of mel bins."""
+    import numpy as np
+
+    out = []
+    for path in sorted(Path(folder).glob("*.npy")):
+        mel = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        if mel.dim() != 2 or mel.shape[0] != n_mels:
+            raise ValueError(
+                f"--cycle_mels {path.name} has shape {tuple(mel.shape)}; expected ({n_mels}, frames)"
+            )
+        if mel.shape[1] >= frames:
+            out.append(mel)
+    if not out:
+        raise ValueError(f"--cycle_mels {str(folder)!r} has no .npy mel of at least {frames} frames")
+    return out
+
+
+def cycle_crops(
+    mels: Sequence[torch.Tensor], batch_size: int, frames: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``(batch_size, n_mels, frames)`` random crops of random ``mels`` (each at least ``frames`` long)."""
+    picks = torch.randint(len(mels), (batch_size,), generator=generator).tolist()
+    crops = []
+    for i in picks:
+        start = int(torch.randint(mels[i].shape[1] - frames + 1, (1,), generator=generator))
+        crops.append(mels[i][:, start : start + frames])
+    return torch.stack(crops)
+
+
+def mel_consistency_loss(
+    audio: torch.Tensor, mel: torch.Tensor, cfg: MelConfig, edge: int = 2
+) -> torch.Tensor:
+    """L1 between the log-mel of ``audio (B, F * hop)`` and ``mel (B, n_mels, F)``, leaving out ``edge`` frames
+    at each end (their analysis windows reach past the crop)."""
+    rebuilt = mel_spectrogram(audio.float(), cfg)[..., : mel.shape[-1]]
+    return (rebuilt - mel.float())[..., edge : mel.shape[-1] - edge].abs().mean()
+
+
 def grown_model(trained: MelNEWT, config: dict[str, Any]) -> MelNEWT:
     """A MelNEWT built from ``config`` with every weight of ``trained`` it shares; its new modules (e.g. the
     ``aperiodicity_bands`` head) keep their initialisation. ``ValueError`` when a shared weight's shape differs or
@@ -236,6 +295,15 @@ def main(args: argparse.Namespace) -> Path:
     tracks = utterance_f0(train_utts, Path(args.output_dir) / "f0_cache", args.f0_min, args.f0_max)
     input_mels = load_input_mels(args.input_mels, list(tracks)) if args.input_mels else None
     model = build_model(args)
+    cycle = None
+    if args.cycle_mels and args.cycle_weight > 0:
+        cycle = load_cycle_mels(args.cycle_mels, args.segment_frames, model.config.n_mels)
+        logger.info(
+            "Mel-consistency loss on %d mels of %s (weight %g)",
+            len(cycle),
+            args.cycle_mels,
+            args.cycle_weight,
+        )
     if model.config.use_lookup_table:
         raise ValueError("Train the MLP model (use_lookup_table=False); make a FastNEWT with to_fast()")
     logger.info("MelNEWT: %d parameters", model.num_parameters())
@@ -258,7 +326,13 @@ def main(args: argparse.Namespace) -> Path:
         pitch = (ce * voiced).sum() / voiced.sum().clamp_min(1)
         voicing = F.binary_cross_entropy_with_logits(out.voicing_logits.float(), voiced.float())
         loss = stft + args.pitch_loss_weight * pitch + args.voicing_loss_weight * voicing
-        return loss, {"stft": stft.detach(), "pitch_ce": pitch.detach(), "voicing_bce": voicing.detach()}
+        logs = {"stft": stft.detach(), "pitch_ce": pitch.detach(), "voicing_bce": voicing.detach()}
+        if cycle is not None:
+            crops = cycle_crops(cycle, args.cycle_batch_size, mel.shape[-1]).to(mel.device)
+            consistency = mel_consistency_loss(prepared(crops).audio, crops, MelConfig())
+            loss = loss + args.cycle_weight * consistency
+            logs["cycle_mel_l1"] = consistency.detach()
+        return loss, logs
 
     return fit_mel_vocoder(
         accelerator,
