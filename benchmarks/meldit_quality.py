@@ -5,19 +5,34 @@ every step count; the classifier reports instrument accuracy (recognised == aske
 within a semitone) and our Fréchet distance to the test notes' embeddings, read against the real-vs-real floor
 (test vs validation notes). Also the time per note. Writes JSON + PNG.
 
+With ``--independent`` the same notes (and the real ones, at their own velocity) are also judged without the
+classifier (``accelerando.generation.note_check``): instrument by the nearest fluidsynth render of the asked
+pitch and velocity among the model's trained programs (``instrument_accuracy_render``), pitch by pYIN on the
+Griffin-Lim-vocoded note (``pitch_accuracy_pyin`` and ``_within_1``, ``pitch_octave_error_pyin``; over the
+``pyin_num_notes`` notes asked at MIDI 41 or above). Needs fluidsynth and the GM soundfont.
+
     python benchmarks/meldit_quality.py --model accelerando/pretrained/meldit-notes \\
-        --corpus corpora/instruments --steps 8 16 32 --max-notes 45
+        --corpus corpora/instruments --steps 8 16 32 --max-notes 45 [--independent]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
 import torch
 
+from accelerando.data.midi_render import DEFAULT_SOUNDFONT, check_render_dependencies
 from accelerando.generation import MelDiTPipeline, NoteClassifier, note_metrics
+from accelerando.generation.note_check import (
+    PYIN_MIN_MIDI,
+    NoteRenderer,
+    candidate_programs,
+    independent_note_metrics,
+    mel_config_from,
+)
 from accelerando.generation.train_classifier import build_dataset, load_notes
 from accelerando.metrics.report import environment, write_results
 from accelerando.pretrained import pretrained_path
@@ -25,15 +40,19 @@ from accelerando.pretrained import pretrained_path
 
 def main(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
+    if args.independent:
+        check_render_dependencies(args.soundfont)  # fail before generating anything
     pipe = MelDiTPipeline.from_pretrained(args.model)
     clf = NoteClassifier.from_pretrained(args.classifier or pretrained_path("note-classifier")).eval()
     ns = argparse.Namespace(data_dir=args.corpus)
-    real = load_notes(build_dataset(ns, "test"), clf.config.num_frames)
+    test_set = build_dataset(ns, "test")
+    real = load_notes(test_set, clf.config.num_frames)
     reference = clf.embed(real["mel"])
     floor = clf.embed(load_notes(build_dataset(ns, "validation"), clf.config.num_frames)["mel"])
     n = min(args.max_notes, len(real["program"]))
     programs, pitches = real["program"][:n], real["pitch"][:n]
     velocities = torch.full((n,), args.velocity, dtype=torch.long)
+    judge = _independent_judge(args, pipe, programs, pitches) if args.independent else None
     rows = []
     for steps in args.steps:
         started = time.perf_counter()
@@ -49,8 +68,13 @@ def main(args: argparse.Namespace) -> dict:
         seconds = time.perf_counter() - started
         scores = note_metrics(clf, torch.cat(mels), programs, pitches, reference_embeddings=reference)
         rows.append({"steps": steps, "seconds_per_note": seconds / n, **scores})
+        if judge is not None:
+            rows[-1].update(judge(torch.cat(mels), velocities))
         print(rows[-1], flush=True)
     real_scores = note_metrics(clf, real["mel"][:n], programs, pitches, reference_embeddings=floor)
+    if judge is not None:
+        real_scores.update(judge(real["mel"][:n], _velocities(test_set, n)))
+        print({"real_notes": real_scores}, flush=True)
     env = environment()
     payload = {
         "suite": "meldit-quality",
@@ -62,10 +86,50 @@ def main(args: argparse.Namespace) -> dict:
         "note": "Fréchet distance in the note classifier's embedding (our own metric, not FAD); compare with "
         "real_notes.frechet_distance (test vs validation notes), sets of similar size.",
     }
+    if args.independent:
+        payload["independent_note"] = (
+            "Classifier-free check (accelerando.generation.note_check): instrument_accuracy_render is the share "
+            "of notes whose nearest fluidsynth render (the corpus's own rendering, at the asked pitch and "
+            "velocity, one per trained program) is the asked program; *_pyin figures are pYIN on the "
+            f"Griffin-Lim-vocoded note, over the pyin_num_notes notes asked at MIDI >= {PYIN_MIN_MIDI} (lower "
+            "ones are below the 80-bin mel's harmonic resolution). real_notes: the test notes themselves at their "
+            "own velocity; their instrument_accuracy_render is ~1 by construction (their own render is a "
+            "candidate), their *_pyin figures are the pYIN floor (a few soundfont samples, e.g. some church "
+            "organ notes, sound an octave off to pYIN)."
+        )
     out = Path(args.out)
     write_results(out, payload)
     _plot(rows, real_scores, out.with_suffix(".png"))
     return payload
+
+
+def _independent_judge(
+    args: argparse.Namespace, pipe: MelDiTPipeline, programs: torch.Tensor, pitches: torch.Tensor
+):
+    """``judge(mels, velocities) -> figures``: the classifier-free check of notes asked as ``programs`` /
+    ``pitches``, one render cache shared by every step count and the real notes."""
+    config = pipe.transformer.config
+    renderer = NoteRenderer(mel_config_from(config), soundfont=args.soundfont)
+    candidates = candidate_programs(config)
+
+    def judge(mels: torch.Tensor, velocities: torch.Tensor) -> dict:
+        scores = independent_note_metrics(
+            mels, programs, pitches, velocities, candidates=candidates, renderer=renderer
+        )
+        return {k: v for k, v in scores.items() if k != "num_notes"}  # note_metrics' num_notes stays
+
+    return judge
+
+
+def _velocities(dataset, n: int) -> torch.Tensor:
+    """The first ``n`` notes' velocities (from the manifest rows when the dataset has them)."""
+    rows = getattr(dataset, "rows", None)
+    values = (
+        [int(r["velocity"]) for r in rows[:n]]
+        if rows is not None
+        else [int(dataset[i]["velocity"]) for i in range(n)]
+    )
+    return torch.tensor(values, dtype=torch.long)
 
 
 def _plot(rows: list[dict], real: dict, path: Path) -> None:
@@ -75,7 +139,8 @@ def _plot(rows: list[dict], real: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     steps = [r["steps"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    independent = "instrument_accuracy_render" in real
+    fig, axes = plt.subplots(1, 3 if independent else 2, figsize=(15 if independent else 10, 3.8))
     for key, label in (("instrument_accuracy", "instrument"), ("pitch_accuracy", "pitch (exact)")):
         axes[0].plot(steps, [r[key] for r in rows], marker="o", label=label)
     axes[0].set(xlabel="sampling steps", ylabel="accuracy", ylim=(0, 1.05), title="asked vs recognised")
@@ -84,6 +149,20 @@ def _plot(rows: list[dict], real: dict, path: Path) -> None:
     axes[1].axhline(real["frechet_distance"], color="gray", ls="--", label="real floor (validation vs test)")
     axes[1].set(xlabel="sampling steps", ylabel="Fréchet distance", title="classifier embedding")
     axes[1].legend()
+    if independent:
+        keys = (
+            ("instrument_accuracy_render", "instrument (nearest render)"),
+            ("pitch_accuracy_pyin", f"pitch exact (pYIN, MIDI >= {PYIN_MIN_MIDI})"),
+            ("pitch_accuracy_pyin_within_1", "pitch within 1 (pYIN)"),
+        )
+        for k, (key, label) in enumerate(keys):
+            color = f"C{k + 2}"
+            axes[2].plot(steps, [r[key] for r in rows], marker="o", color=color, label=label)
+            if math.isfinite(real[key]):
+                axes[2].axhline(real[key], color=color, ls=":", lw=1)
+        axes[2].set(xlabel="sampling steps", ylabel="accuracy", ylim=(0, 1.05),
+                    title="classifier-free (dotted: real notes)")  # fmt: skip
+        axes[2].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -102,6 +181,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guidance-scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/meldit_quality.json")
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="also judge the notes without the classifier: nearest fluidsynth render and pYIN (needs fluidsynth)",
+    )
+    parser.add_argument(
+        "--soundfont", default=DEFAULT_SOUNDFONT, help="GM soundfont of the corpus (--independent)"
+    )
     return parser.parse_args(argv)
 
 
