@@ -200,14 +200,7 @@ def pitches_from_mels(
 
 
 def pitch_from_mel(
-    mel: torch.Tensor | np.ndarray,
-    mel_config: MelConfig | None = None,
-    *,
-    fmin_midi: float = PITCH_FMIN_MIDI,
-    fmax_midi: float = PITCH_FMAX_MIDI,
-    n_iter: int = 32,
-    frame_length: int = PYIN_FRAME_LENGTH,
-    min_voiced_frames: int = MIN_VOICED_FRAMES,
+    mel: torch.Tensor | np.ndarray, mel_config: MelConfig | None = None, **options: Any
 ) -> float:
     """The MIDI pitch a log-mel note sounds at, without any learned model; ``nan`` when it is unvoiced.
 
@@ -219,12 +212,11 @@ def pitch_from_mel(
     Args:
         mel: ``(n_mels, frames)`` (or with leading singleton axes) natural-log mel in ``mel_config`` units.
         mel_config: the mel front end (default ``MelConfig()``, the pipeline's and the corpus's).
-        min_voiced_frames: fewer voiced frames than this count as unvoiced (``nan``).
+        options: :func:`pitches_from_mels`'s keywords (``fmin_midi``, ``fmax_midi``, ``n_iter``,
+            ``frame_length``, ``min_voiced_frames``: fewer voiced frames than this count as unvoiced, ``nan``).
     """
     cfg = mel_config or MelConfig()
-    one = _as_mel(mel, cfg.n_mels)[None]
-    kwargs = dict(fmin_midi=fmin_midi, fmax_midi=fmax_midi, n_iter=n_iter, frame_length=frame_length)
-    return float(pitches_from_mels(one, cfg, **kwargs, min_voiced_frames=min_voiced_frames)[0])
+    return float(pitches_from_mels(_as_mel(mel, cfg.n_mels)[None], cfg, **options)[0])
 
 
 def _midi_to_hz(midi: float) -> float:
