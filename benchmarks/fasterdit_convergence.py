@@ -218,6 +218,36 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def mel_latent_stats(data_dir: str, num_frames: int, max_items: int = 400, seed: int = 0) -> dict[str, Any]:
+    """What FasterDiT's data-std modulation sees on MelDiT's latents: mean, std and RMS of the training notes'
+    normalised mels (``(log_mel - mel_mean) / mel_std`` with the model's default constants), from a seeded sample
+    of ``max_items`` notes. FasterDiT's SNR ``((1 - t) std / t)^2`` treats the data as zero-mean; a mean offset
+    is signal power the std leaves out (``rms^2 = mean^2 + std^2``)."""
+    from accelerando.data import NoteDataset
+    from accelerando.generation import MelDiT
+    from accelerando.generation.train import collate_notes
+
+    dataset = NoteDataset(data_dir, split="train")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:max_items].tolist()
+    mel = collate_notes([dataset[i] for i in order], num_frames)["mel"]
+    config = MelDiT.from_preset("small").config
+    x = (mel - config.mel_mean) / config.mel_std
+    mean, std, rms = float(x.mean()), float(x.std()), float(x.pow(2).mean().sqrt())
+    return {
+        "notes": len(order),
+        "log_mel_mean": float(mel.mean()),
+        "log_mel_std": float(mel.std()),
+        "normaliser": {"mel_mean": config.mel_mean, "mel_std": config.mel_std},
+        "normalised_mean": mean,
+        "normalised_std": std,
+        "normalised_rms": rms,
+        "mean_share_of_power": mean**2 / rms**2,
+        "floor_share": float((mel < -11.0).float().mean()),
+        "fasterdit_scale_to_std_1": 1.0 / std,
+        "centred_normaliser": {"mel_mean": float(mel.mean()), "mel_std": float(mel.std())},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", default=str(Path(__file__).parents[1] / "corpora" / "instruments"))
@@ -240,10 +270,20 @@ def main() -> None:
         "--mel_recipes", default="vanilla,fasterdit,logit_normal_only", help="Comma-separated."
     )
     parser.add_argument("--results_dir", default=str(RESULTS))
+    parser.add_argument(
+        "--stats_only",
+        action="store_true",
+        help="only the mel latents' statistics (mean, std, RMS) -> results_dir/meldit_latent_stats.json",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
+    if args.stats_only:
+        stats = {"env": environment(), **mel_latent_stats(args.data_dir, args.num_frames)}
+        write_results(results_dir / "meldit_latent_stats.json", stats)
+        print({k: v for k, v in stats.items() if k != "env"})
+        return
     payload: dict[str, Any] = {
         "paper": "FasterDiT, arXiv 2410.10356 (7x on ImageNet 256)",
         "env": environment(),
