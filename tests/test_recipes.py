@@ -125,3 +125,34 @@ def test_export_ships_a_meldit_pipeline_with_the_shipped_scheduler(tmp_path, mon
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(pipe.transformer.state_dict()[name], value)
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in target.rglob("*") if p.is_file())
+
+
+def test_newt_speech_builds_the_tts_mels_before_training_on_them():
+    commands = recipes.stage_commands(recipes.RECIPES["newt-speech"], False, None, False)
+    assert commands[0][:2] == ["corpus", "speech"]
+    assert commands[1] == ["corpus", "tts-mels", "--data_dir", "corpora/speech", "--out", recipes.TTS_MELS]
+    train = commands[2]
+    assert (
+        train[:2] == ["train", "newt-speech"] and train[train.index("--cycle_mels") + 1] == recipes.TTS_MELS
+    )
+
+
+def test_corpus_tts_mels_writes_a_fastpitchs_free_running_mels(tmp_path):
+    import json
+
+    import numpy as np
+
+    from accelerando.cli import main as cli_main
+    from accelerando.tts.fastpitch import IncrementalFastPitch
+
+    root = tmp_path / "corpus"
+    (root / "wavs").mkdir(parents=True)
+    (root / "metadata.csv").write_text("a|hello there|hello there|slt\nb|good day|good day|kal\n")
+    (root / "split.json").write_text(json.dumps({"seed": 0, "train": ["a"], "validation": ["b"], "test": []}))
+    model = IncrementalFastPitch.from_preset("small", n_speakers=2, speakers=["kal", "slt"])
+    model.save_pretrained(tmp_path / "fp")
+    assert cli_main(["corpus", "tts-mels", "--data_dir", str(root), "--out", str(tmp_path / "mels"),
+                     "--model", str(tmp_path / "fp")]) == 0  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "mels").iterdir()) == ["a.npy"]  # the training split only
+    mel = np.load(tmp_path / "mels" / "a.npy")
+    assert mel.shape[0] == model.config.n_mels and mel.shape[1] > 0

@@ -1,10 +1,11 @@
-"""``accelerando corpus speech|instruments``: build the local training corpora.
+"""``accelerando corpus speech|instruments|tts-mels``: build the local training corpora.
 
 Examples::
 
     accelerando corpus speech --out corpora/speech --hours 1 --voices kal,ked,slt,espeak-en-us --jobs 2
     accelerando corpus instruments --out corpora/instruments --jobs 2
     accelerando corpus instruments --out corpora/inst --only melodies --melodies-per-instrument 50
+    accelerando corpus tts-mels --data_dir corpora/speech --out corpora/speech-tts-mels
 
 Both are resumable: rerun the same command after an interruption and it makes only what is missing;
 a finished corpus is not redone.
@@ -35,7 +36,7 @@ def _str_list(text: str) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``corpus`` with the sub-commands ``speech`` and ``instruments``."""
+    """Adds ``corpus`` with the sub-commands ``speech``, ``instruments`` and ``tts-mels``."""
     parser = add_command(subparsers, "corpus", help="build the local speech and instrument corpora")
     sub = parser.add_subparsers(dest="corpus_command", metavar="CORPUS")
     sub.required = True
@@ -82,6 +83,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     inst.set_defaults(func=run_instruments)
 
+    tts = add_command(
+        sub,
+        "tts-mels",
+        help="a FastPitch's free-running mels of a speech corpus's texts (vocoder training without recordings)",
+    )
+    tts.add_argument("--data_dir", required=True, help="the speech corpus whose texts are spoken")
+    tts.add_argument("--out", required=True, help="output folder (<id>.npy per utterance)")
+    tts.add_argument("--model", default="fastpitch-speech", help="a bundled name or a FastPitch folder")
+    tts.add_argument("--split", default="train", help="split of split.json (or 'all')")
+    tts.set_defaults(func=run_tts_mels)
+
 
 def run_speech(args: argparse.Namespace) -> int:
     from accelerando.data.speech_corpus import build_speech_corpus
@@ -91,6 +103,24 @@ def run_speech(args: argparse.Namespace) -> int:
     )
     print(json.dumps({k: v for k, v in marker.items() if k != "request"}, indent=2))
     return 0
+
+
+def run_tts_mels(args: argparse.Namespace) -> int:
+    from accelerando.tts.fastpitch.gta import main as gta_main
+
+    return gta_main(
+        [
+            "--free",
+            "--model",
+            args.model,
+            "--data_dir",
+            args.data_dir,
+            "--out_dir",
+            args.out,
+            "--split",
+            args.split,
+        ]
+    )
 
 
 def run_instruments(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RECIPES", "Recipe", "Stage", "export", "run_recipe"]
 
 CORPUS = ["speech", "--out", "corpora/speech", "--hours", "1", "--jobs", "2"]
+TTS_MELS = "corpora/speech-tts-mels"  # fastpitch-speech's free-running mels of the training texts
 CPU_DATA = ["--data_dir", "corpora/speech", "--mixed_precision", "bf16", "--checkpoints_total_limit", "3"]
 
 
@@ -60,6 +61,8 @@ class Recipe:
     name: str
     stages: list[Stage]
     corpus: list[str] = field(default_factory=lambda: list(CORPUS))
+    # more ``accelerando corpus`` commands built after ``corpus`` (resumable, e.g. an acoustic model's mels)
+    derived: list[list[str]] = field(default_factory=list)
     float16: bool = False
     lookup_tables: bool = False  # ship the FastNEWT form (``to_fast()``: waveshapers as lookup tables)
     pipeline: bool = (
@@ -135,12 +138,15 @@ RECIPES: dict[str, Recipe] = {
                 20_000,
                 "--train_batch_size 16 --segment_frames 64 --use_ema --ema_decay 0.999 "
                 "--checkpointing_steps 500 --data_dir corpora/speech --checkpoints_total_limit 3 "
-                "--model_config accelerando/vocoders/newt/configs/aperiodicity.json".split(),
+                "--model_config accelerando/vocoders/newt/configs/aperiodicity.json "
+                f"--cycle_mels {TTS_MELS} --cycle_weight 1.0 --cycle_batch_size 8".split(),
                 "--train_batch_size 32 --segment_frames 128 --use_ema --ema_decay 0.999 --data_dir corpora/speech "
-                "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json".split(),
+                "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json "
+                f"--cycle_mels {TTS_MELS}".split(),
                 init_flag="--init_model",
             )
         ],
+        derived=[["tts-mels", "--data_dir", "corpora/speech", "--out", TTS_MELS]],
         lookup_tables=True,
     ),
 }
@@ -159,7 +165,7 @@ def stage_commands(
     """The ``accelerando`` argument lists the recipe runs, in order (corpus first)."""
     from accelerando.pretrained import PRETRAINED_DIR
 
-    commands = [["corpus", *recipe.corpus]]
+    commands = [["corpus", *recipe.corpus], *(["corpus", *c] for c in recipe.derived)]
     previous: str | None = None
     for i, stage in enumerate(recipe.stages):
         last = i == len(recipe.stages) - 1
