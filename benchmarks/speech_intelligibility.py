@@ -298,15 +298,16 @@ def vocode_all(
     compute s, audio s over all draws).
 
     Draw ``k`` seeds item ``i`` with ``seed + DRAW_STRIDE * k + i`` (draw 0 is the single-draw run of before);
-    Griffin-Lim, whose only randomness is its initial phase, starts draw ``k`` from phase seed ``k``.
+    Griffin-Lim, whose only randomness is its initial phase, starts draw ``k`` from its phase seed + ``k``.
     """
     model = vocoder.model
     with torch.inference_mode():
         model.synthesize(mels[0][..., :16], generator=torch.Generator().manual_seed(seed))  # warm-up
         out, compute = [], 0.0
+        phase_seed = model.seed if vocoder.name == GRIFFIN_LIM else None
         for k in range(draws):
-            if vocoder.name == GRIFFIN_LIM:
-                model.seed = k
+            if phase_seed is not None:
+                model.seed = phase_seed + k
             wavs = []
             label = desc if draws == 1 else f"{desc} (draw {k + 1}/{draws})"
             for i, mel in enumerate(tqdm(mels, desc=label, unit="sentence")):
@@ -316,8 +317,8 @@ def vocode_all(
                 compute += time.perf_counter() - started
                 wavs.append(wav[0].float().cpu().numpy())
             out.append(wavs)
-        if vocoder.name == GRIFFIN_LIM:
-            model.seed = 0
+        if phase_seed is not None:
+            model.seed = phase_seed
     audio = sum(len(w) for wavs in out for w in wavs) / MelConfig().sample_rate
     return out, compute, audio
 

@@ -23,7 +23,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,50 +60,53 @@ def free_mel(model: Any, text: str, speaker: int | str = 0) -> np.ndarray:
     return mel[0].float().numpy()
 
 
+def _write_mels(
+    out_dir: str | Path,
+    jobs: Iterable[tuple[str, Callable[[], np.ndarray]]],
+    total: int,
+    desc: str,
+    progress: bool,
+) -> int:
+    """Saves ``out_dir/<id>.npy`` = ``make()`` for each ``(id, make)`` whose file is missing (atomically; ``make``
+    runs only then); returns how many it wrote."""
+    from tqdm.auto import tqdm
+
+    from accelerando.fileio import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for item_id, make in tqdm(jobs, total=total, desc=desc, unit="utt", disable=not progress):
+        target = out_dir / f"{item_id.replace('/', '_')}.npy"
+        if target.is_file():
+            continue
+        with atomic_path(target, suffix=".npy") as tmp:
+            np.save(tmp, make(), allow_pickle=False)
+        written += 1
+    return written
+
+
 def write_free_mels(model: Any, dataset: Any, out_dir: str | Path, progress: bool = True) -> int:
     """Writes ``out_dir/<id>.npy``, the free-running mel of each ``dataset`` item's text in its own voice
     (an :class:`~accelerando.data.datasets.LJSpeechDataset`-like ``items`` list of ``(id, wav, text,
     speaker)``), for every item that has none yet; returns how many it wrote."""
-    from tqdm.auto import tqdm
-
-    from accelerando.fileio import atomic_path
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    written = 0
-    for item_id, _, text, speaker in tqdm(
-        dataset.items, desc="free-running mels", unit="utt", disable=not progress
-    ):
-        target = out_dir / f"{str(item_id).replace('/', '_')}.npy"
-        if target.is_file():
-            continue
-        with atomic_path(target, suffix=".npy") as tmp:
-            np.save(tmp, free_mel(model, text, str(speaker)), allow_pickle=False)
-        written += 1
-    return written
+    jobs = (
+        (str(item_id), functools.partial(free_mel, model, text, str(speaker)))
+        for item_id, _, text, speaker in dataset.items
+    )
+    return _write_mels(out_dir, jobs, len(dataset.items), "free-running mels", progress)
 
 
 def write_gta_mels(model: Any, dataset: Any, out_dir: str | Path, progress: bool = True) -> int:
     """Writes ``out_dir/<id>.npy`` for every item of ``dataset`` that has none yet; returns how many it wrote."""
-    from tqdm.auto import tqdm
-
-    from accelerando.fileio import atomic_path
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    written = 0
-    for i in tqdm(range(len(dataset)), desc="GTA mels", unit="utt", disable=not progress):
-        item_id = str(dataset.base.items[i][0]) if hasattr(dataset.base, "items") else str(dataset[i]["id"])
-        target = out_dir / f"{item_id.replace('/', '_')}.npy"
-        if target.is_file():
-            continue
-        item = dataset[i]
-        with atomic_path(target, suffix=".npy") as tmp:
-            np.save(tmp, gta_mel(model, item), allow_pickle=False)
-        written += 1
-    return written
+
+    def item_id(i: int) -> str:
+        return str(dataset.base.items[i][0]) if hasattr(dataset.base, "items") else str(dataset[i]["id"])
+
+    jobs = ((item_id(i), lambda i=i: gta_mel(model, dataset[i])) for i in range(len(dataset)))
+    return _write_mels(out_dir, jobs, len(dataset), "GTA mels", progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -295,7 +295,7 @@ def main(args: argparse.Namespace) -> Path:
     tracks = utterance_f0(train_utts, Path(args.output_dir) / "f0_cache", args.f0_min, args.f0_max)
     input_mels = load_input_mels(args.input_mels, list(tracks)) if args.input_mels else None
     model = build_model(args)
-    cycle = None
+    mel_cfg, cycle = MelConfig(), None
     if args.cycle_mels and args.cycle_weight > 0:
         cycle = load_cycle_mels(args.cycle_mels, args.segment_frames, model.config.n_mels)
         logger.info(
@@ -329,7 +329,7 @@ def main(args: argparse.Namespace) -> Path:
         logs = {"stft": stft.detach(), "pitch_ce": pitch.detach(), "voicing_bce": voicing.detach()}
         if cycle is not None:
             crops = cycle_crops(cycle, args.cycle_batch_size, mel.shape[-1]).to(mel.device)
-            consistency = mel_consistency_loss(prepared(crops).audio, crops, MelConfig())
+            consistency = mel_consistency_loss(prepared(crops).audio, crops, mel_cfg)
             loss = loss + args.cycle_weight * consistency
             logs["cycle_mel_l1"] = consistency.detach()
         return loss, logs
