@@ -278,12 +278,16 @@ def test_train_script_writes_loadable_one_step_meldit(tmp_path):
         "1e-3",
         "--label_corpus",
         str(tmp_path / "notes"),
+        "--guidance_scale",
+        "2",
     ]
     sim_train.main(sim_train.parse_args(argv))
     log = [json.loads(line) for line in (out / "sim_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2] and all(np.isfinite(row["generator_loss"]) for row in log)
     assert (out / "checkpoint-2" / "model" / "config.json").is_file()
-    assert json.loads((out / "sim_config.json").read_text())["one_step"] is True
+    sim_config = json.loads((out / "sim_config.json").read_text())
+    assert sim_config["one_step"] is True and sim_config["args"]["guidance_scale"] == 2.0
+    assert MelDiT.from_pretrained(out / "model").config.class_dropout_prob == 0.0
     generator = MelDiT.from_pretrained(out / "model")
     assert any(not torch.equal(p, q) for p, q in zip(generator.parameters(), tiny_meldit().parameters()))
     # One flow-Euler step from sigma = 1 is exactly the generator x0 = z - v(z, 1000).
@@ -319,3 +323,31 @@ def test_train_script_rejects_a_non_meldit_teacher(tmp_path):
         sim_train.load_teacher(tmp_path / "mlp")
     with pytest.raises(FileNotFoundError, match="neither a bundled checkpoint"):
         sim_train.load_teacher(tmp_path / "missing")
+
+
+def test_guided_teacher_is_the_pipelines_guided_velocity_and_students_drop_no_labels():
+    from accelerando.generation.mel_dit import guidance_labels, guided_velocity
+
+    teacher = tiny_meldit().eval()
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([0.3, 0.8])
+    cond = {
+        "program": torch.tensor([0, 1]),
+        "pitch": torch.tensor([60, 64]),
+        "velocity": torch.tensor([100, 80]),
+    }
+    labels = [cond["program"], cond["pitch"], cond["velocity"]]
+    with torch.no_grad():
+        guided = sim_train.guided_teacher(teacher, 3.0).predict(x, t, cond)
+        expected = guided_velocity(teacher, x, t * 1000, guidance_labels(labels, 3.0), 3.0)
+        plain = sim_train.guided_teacher(teacher, 1.0).predict(x, t, cond)
+        unguided = teacher(x, t * 1000, *labels, return_dict=False)[0]
+    assert torch.allclose(guided, expected, atol=1e-6) and not torch.allclose(guided, unguided, atol=1e-4)
+    assert torch.equal(plain, unguided)
+    with pytest.raises(ValueError, match="guidance_scale must be > 0.*got 0"):
+        sim_train.guided_teacher(teacher, 0.0)
+    student = sim_train.student(teacher)
+    assert student.training and student.net.config.class_dropout_prob == 0.0
+    assert teacher.config.class_dropout_prob > 0  # the teacher itself is untouched
+    with torch.no_grad():  # in training mode the student is still the conditional teacher, sample for sample
+        assert torch.allclose(student.predict(x, t, cond), unguided, atol=1e-6)
+    assert all(torch.equal(p, q) for p, q in zip(student.net.parameters(), teacher.parameters()))
