@@ -13,6 +13,7 @@ Griffin-Lim-vocoded note (``pitch_accuracy_pyin`` and ``_within_1``, ``pitch_oct
 
     python benchmarks/meldit_quality.py --model accelerando/pretrained/meldit-notes \\
         --corpus corpora/instruments --steps 8 16 32 --max-notes 45 [--independent]
+    python benchmarks/meldit_quality.py --model accelerando/pretrained/meldit-sim-notes --steps 1 --independent
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 from accelerando.data.midi_render import DEFAULT_SOUNDFONT, check_render_dependencies
 from accelerando.generation import MelDiTPipeline, NoteClassifier, note_metrics
@@ -36,13 +38,22 @@ from accelerando.generation.note_check import (
 from accelerando.generation.train_classifier import build_dataset, load_notes
 from accelerando.metrics.report import environment, write_results
 from accelerando.pretrained import pretrained_path
+from accelerando.pretrained.loading import load
+
+
+def load_pipeline(path: str | Path) -> MelDiTPipeline:
+    """A ``MelDiTPipeline`` folder as is; a bare MelDiT (e.g. a SIM one-step generator, ``meldit-sim-notes``) with
+    the flow-matching Euler scheduler, as the demo runs it."""
+    if (Path(path) / "model_index.json").is_file():
+        return MelDiTPipeline.from_pretrained(path)
+    return MelDiTPipeline(load(path, expect=("MelDiT",)), FlowMatchEulerDiscreteScheduler())
 
 
 def main(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     if args.independent:
         check_render_dependencies(args.soundfont)  # fail before generating anything
-    pipe = MelDiTPipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args.model)
     clf = NoteClassifier.from_pretrained(args.classifier or pretrained_path("note-classifier")).eval()
     ns = argparse.Namespace(data_dir=args.corpus)
     test_set = build_dataset(ns, "test")
@@ -171,7 +182,11 @@ def _plot(rows: list[dict], real: dict, path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a MelDiTPipeline folder")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a MelDiTPipeline folder, or a MelDiT one (e.g. a SIM generator, --steps 1)",
+    )
     parser.add_argument("--classifier", default=None, help="NoteClassifier folder (default: the bundled one)")
     parser.add_argument("--corpus", default="corpora/instruments")
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])

@@ -156,3 +156,36 @@ def test_corpus_tts_mels_writes_a_fastpitchs_free_running_mels(tmp_path):
     assert sorted(p.name for p in (tmp_path / "mels").iterdir()) == ["a.npy"]  # the training split only
     mel = np.load(tmp_path / "mels" / "a.npy")
     assert mel.shape[0] == model.config.n_mels and mel.shape[1] > 0
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+@pytest.mark.parametrize("paper", [False, True])
+def test_every_recipe_command_parses_with_its_training_script(name, paper):
+    import importlib
+
+    from accelerando.commands.train import TRAINERS
+
+    for argv in recipes.stage_commands(recipes.RECIPES[name], paper, None, from_bundled=False):
+        if argv[0] != "train":
+            continue
+        flags = [
+            flag if flag else "runs/previous/model" for flag in argv[2:]
+        ]  # an empty init: no earlier run
+        args = importlib.import_module(TRAINERS[argv[1]]).parse_args(flags)
+        assert args.output_dir == argv[argv.index("--output_dir") + 1]
+
+
+def test_meldit_sim_notes_distils_the_bundled_teacher_as_the_demo_samples_it():
+    from accelerando.accelerate_dit.sim import train as sim_train
+
+    (command,) = [c for c in recipes.stage_commands(recipes.RECIPES["meldit-sim-notes"], False, None, False)
+                  if c[0] == "train"]  # fmt: skip
+    args = sim_train.parse_args(command[2:])
+    assert args.guidance_scale == 3.0 and recipes.RECIPES["meldit-sim-notes"].float16
+    from accelerando.pretrained.loading import class_name, resolve
+
+    teacher = resolve(args.teacher)
+    assert (
+        teacher == pretrained.PRETRAINED_DIR / "meldit-notes" / "transformer"
+        and class_name(teacher) == "MelDiT"
+    )
