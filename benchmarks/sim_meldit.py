@@ -1,7 +1,8 @@
 """SIM one-step MelDiT vs its teacher at 1 / 4 / 32 Euler steps, judged by the bundled note classifier.
 
 Same conditions for every sampler: the (program, pitch) labels of the note corpus's test split (velocity fixed),
-the same starting noise per note, no guidance. The teacher runs through its own ``MelDiTPipeline`` (its scheduler);
+the same starting noise per note; the teacher at ``--guidance-scale`` (default 1: none; 3 for a generator distilled
+from the guided teacher, ``meldit-sim-notes``), the generator without. The teacher runs through its own ``MelDiTPipeline`` (its scheduler);
 the distilled generator is a plain MelDiT run by ``MelDiTPipeline`` with ``num_inference_steps=1`` (one network
 evaluation, exactly how the demo uses it). Reported per sampler: instrument / family / pitch accuracy, our
 Fréchet distance in the classifier's embedding to the test notes (read against the real-vs-real floor, test vs
@@ -10,6 +11,8 @@ generator, measured in the same run, on the same machine. The metrics code is th
 (``NoteClassifier``, ``note_metrics``, ``load_notes``), as in ``benchmarks/meldit_quality.py``.
 
     OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/sim-meldit
+    OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/meldit-sim-notes --guidance-scale 3 \\
+        --teacher-steps 1 4 16
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def resolve_generator(path: str | Path) -> tuple[Path, Path, int | None]:
 
 
 def generate(
-    pipe: MelDiTPipeline, labels: dict, steps: int, args: argparse.Namespace
+    pipe: MelDiTPipeline, labels: dict, steps: int, args: argparse.Namespace, guidance_scale: float = 1.0
 ) -> tuple[torch.Tensor, list]:
     """Mels ``(N, n_mels, frames)`` for every note, and the seconds per note of each batch."""
     mels, per_note = [], []
@@ -73,6 +76,7 @@ def generate(
         out = pipe(
             instrument=labels["program"][sl].tolist(), pitch=labels["pitch"][sl].tolist(),
             velocity=labels["velocity"][sl].tolist(), num_inference_steps=steps, latents=latents, output_type="pt",
+            guidance_scale=guidance_scale,
         )  # fmt: skip
         per_note.append((time.perf_counter() - started) / b)
         mels.append(out.mels.float())
@@ -121,12 +125,21 @@ def main(args: argparse.Namespace) -> dict:
         "pitch": real["pitch"][:n],
         "velocity": torch.full((n,), args.velocity, dtype=torch.long),
     }
-    samplers = [(f"teacher_{s}", teacher, s) for s in args.teacher_steps] + [("sim_1", generator, 1)]
+    g = args.guidance_scale
+    suffix = "" if g == 1.0 else f"_g{g:g}"
+    samplers = [(f"teacher_{s}{suffix}", teacher, s, g) for s in args.teacher_steps] + [
+        ("sim_1", generator, 1, 1.0)
+    ]
     rows = {}
-    for name, pipe, steps in samplers:
-        mels, per_note = generate(pipe, labels, steps, args)
+    for name, pipe, steps, scale in samplers:
+        mels, per_note = generate(pipe, labels, steps, args, scale)
         scores = note_metrics(clf, mels, labels["program"], labels["pitch"], reference_embeddings=reference)
-        rows[name] = {"network_evaluations": steps, "seconds_per_note": statistics.median(per_note), **scores}
+        evaluations = steps * (1 if scale == 1.0 else 2)  # guidance: conditional + unconditional rows
+        rows[name] = {
+            "network_evaluations": evaluations,
+            "seconds_per_note": statistics.median(per_note),
+            **scores,
+        }
         print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
     sim_time = rows["sim_1"]["seconds_per_note"]
     for row in rows.values():
@@ -148,7 +161,7 @@ def main(args: argparse.Namespace) -> dict:
         "distillation": training_summary(run_dir, step),
         "real_notes": real_scores,
         "samplers": rows,
-        "note": "Teacher: the shipped meldit-notes checkpoint (600 training steps, weak). Fréchet distance in the "
+        "note": "Teacher: the bundled meldit-notes checkpoint (see its card for its training steps). Fréchet distance in the "
         "note classifier's embedding (our own metric, not FAD); compare with real_notes.frechet_distance (test vs "
         "validation notes). Chance instrument accuracy is 1/12. speedup_of_sim = seconds per note of that sampler "
         "/ the SIM generator's, medians over batches of the same run.",
@@ -198,6 +211,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classifier", default=None, help="NoteClassifier folder (default: the bundled one)")
     parser.add_argument("--corpus", default="corpora/instruments")
     parser.add_argument("--teacher-steps", type=int, nargs="+", default=[1, 4, 32])
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="the teacher's classifier-free guidance (e.g. 3 for a generator distilled with --guidance_scale 3)",
+    )
     parser.add_argument("--max-notes", type=int, default=90)
     parser.add_argument("--batch-size", type=int, default=15)
     parser.add_argument("--velocity", type=int, default=80)
