@@ -1,13 +1,14 @@
 """SIM one-step MelDiT vs its teacher at 1 / 4 / 32 Euler steps, judged by the bundled note classifier.
 
-Same conditions for every sampler: the (program, pitch) labels of the note corpus's test split (velocity fixed),
-the same starting noise per note; the teacher at ``--guidance-scale`` (default 1: none; 3 for a generator distilled
-from the guided teacher, ``meldit-sim-notes``), the generator without. The teacher runs through its own ``MelDiTPipeline`` (its scheduler);
-the distilled generator is a plain MelDiT run by ``MelDiTPipeline`` with ``num_inference_steps=1`` (one network
-evaluation, exactly how the demo uses it). Reported per sampler: instrument / family / pitch accuracy, our
-Fréchet distance in the classifier's embedding to the test notes (read against the real-vs-real floor, test vs
-validation notes), and the median seconds per note over batches; speedups are relative to the distilled
-generator, measured in the same run, on the same machine. The metrics code is the library's
+Same conditions for every sampler: the (program, pitch) labels of the note corpus's test split (``--split
+validation`` to choose a checkpoint without touching the test notes; velocity fixed), the same starting noise per
+note; the teacher at ``--guidance-scale`` (default 1: none; 3 for a generator distilled from the guided teacher,
+``meldit-sim-notes``), the generator without. The teacher runs through its own ``MelDiTPipeline`` (its
+scheduler); the distilled generator is a plain MelDiT run by ``MelDiTPipeline`` with ``num_inference_steps=1``
+(one network evaluation, exactly how the demo uses it). Reported per sampler: instrument / family / pitch
+accuracy, our Fréchet distance in the classifier's embedding to the split's notes (read against the real-vs-real
+floor, the other held-out split), and the median seconds per note over batches; speedups are relative to the
+distilled generator, measured in the same run, on the same machine. The metrics code is the library's
 (``NoteClassifier``, ``note_metrics``, ``load_notes``), as in ``benchmarks/meldit_quality.py``.
 
     OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/sim-meldit
@@ -116,9 +117,12 @@ def main(args: argparse.Namespace) -> dict:
     generator.set_progress_bar_config(disable=True)
     clf = NoteClassifier.from_pretrained(args.classifier or pretrained_path("note-classifier")).eval()
     ns = argparse.Namespace(data_dir=args.corpus)
-    real = load_notes(build_dataset(ns, "test"), clf.config.num_frames)
+    other = (
+        "validation" if args.split == "test" else "test"
+    )  # the real-vs-real floor: the other held-out split
+    real = load_notes(build_dataset(ns, args.split), clf.config.num_frames)
     reference = clf.embed(real["mel"])
-    floor = clf.embed(load_notes(build_dataset(ns, "validation"), clf.config.num_frames)["mel"])
+    floor = clf.embed(load_notes(build_dataset(ns, other), clf.config.num_frames)["mel"])
     n = min(args.max_notes, len(real["program"]))
     labels = {
         "program": real["program"][:n],
@@ -210,6 +214,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--classifier", default=None, help="NoteClassifier folder (default: the bundled one)")
     parser.add_argument("--corpus", default="corpora/instruments")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="whose labels (validation: to choose a checkpoint without touching the test notes)",
+    )
     parser.add_argument("--teacher-steps", type=int, nargs="+", default=[1, 4, 32])
     parser.add_argument(
         "--guidance-scale",
