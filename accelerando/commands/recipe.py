@@ -139,7 +139,7 @@ RECIPES: dict[str, Recipe] = {
                 "runs/meldit-sim-notes",
                 500,
                 "--teacher meldit-notes/transformer --label_corpus corpora/instruments/notes --guidance_scale 3 "
-                "--train_batch_size 4 --learning_rate 1e-4 --fake_learning_rate 2e-4 --use_ema --ema_decay 0.99 "
+                "--train_batch_size 4 --learning_rate 3e-5 --fake_learning_rate 1e-4 --use_ema --ema_decay 0.99 "
                 "--checkpointing_steps 50 --checkpoints_total_limit 3 --seed 0".split(),
                 "--teacher meldit-notes/transformer --label_corpus corpora/instruments/notes --guidance_scale 3 "
                 "--train_batch_size 32 --learning_rate 1e-5 --fake_learning_rate 1e-5 --use_ema "
