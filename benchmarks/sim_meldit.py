@@ -11,7 +11,7 @@ floor, the other held-out split), and the median seconds per note over batches; 
 distilled generator, measured in the same run, on the same machine. The metrics code is the library's
 (``NoteClassifier``, ``note_metrics``, ``load_notes``), as in ``benchmarks/meldit_quality.py``.
 
-    OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/sim-meldit
+    OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/sim-meldit --out /tmp/sim_meldit.json
     OMP_NUM_THREADS=1 python benchmarks/sim_meldit.py --generator runs/meldit-sim-notes --guidance-scale 3 \\
         --teacher-steps 1 4 16
 """
@@ -232,7 +232,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--velocity", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/sim_meldit.json")
+    parser.add_argument("--out", default="benchmarks/results/sim_meldit_notes.json")
     parser.add_argument(
         "--training-command", default=None, help="how the generator was trained, for the record"
     )

@@ -41,6 +41,24 @@ def test_half_precision_stored_turbo_loads_as_float32():
     assert wav.shape == (1, 8 * 256) and torch.isfinite(wav).all()
 
 
+def test_bundled_sim_meldit_is_a_float32_one_step_generator_the_demo_finds():
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from accelerando.demos.checkpoints import discover_checkpoints
+    from accelerando.generation import MelDiT, MelDiTPipeline
+
+    assert discover_checkpoints()["meldit_sim"] == pretrained_path("meldit-sim-notes")
+    generator = MelDiT.from_pretrained(pretrained_path("meldit-sim-notes")).eval()
+    assert {p.dtype for p in generator.parameters()} == {torch.float32}  # stored as float16
+    assert generator.config.class_dropout_prob == 0.0
+    pipe = MelDiTPipeline(generator, FlowMatchEulerDiscreteScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(instrument="Violin", pitch=67, num_inference_steps=1, output_type="pt",
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.mels.shape[-2:] == (80, 128) and torch.isfinite(out.mels).all()
+
+
 def test_bundled_fregrad_turns_silence_into_near_silence_without_a_quarter_rate_line():
     """The two faults the first bundled FreGrad had: a -21 dB noise floor and a steady tone at fs/4."""
     import math

@@ -160,10 +160,13 @@ def test_corpus_tts_mels_writes_a_fastpitchs_free_running_mels(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
 @pytest.mark.parametrize("paper", [False, True])
-def test_every_recipe_command_parses_with_its_training_script(name, paper):
+def test_every_recipe_command_parses_with_its_training_script(name, paper, monkeypatch):
     import importlib
 
     from accelerando.commands.train import TRAINERS
+
+    # as on a fresh machine: no stage is skipped
+    monkeypatch.setattr(recipes, "_latest", lambda run: (0, None))
 
     for argv in recipes.stage_commands(recipes.RECIPES[name], paper, None, from_bundled=False):
         if argv[0] != "train":
@@ -175,8 +178,10 @@ def test_every_recipe_command_parses_with_its_training_script(name, paper):
         assert args.output_dir == argv[argv.index("--output_dir") + 1]
 
 
-def test_meldit_sim_notes_distils_the_bundled_teacher_as_the_demo_samples_it():
+def test_meldit_sim_notes_distils_the_bundled_teacher_as_the_demo_samples_it(monkeypatch):
     from accelerando.accelerate_dit.sim import train as sim_train
+
+    monkeypatch.setattr(recipes, "_latest", lambda run: (0, None))
 
     (command,) = [c for c in recipes.stage_commands(recipes.RECIPES["meldit-sim-notes"], False, None, False)
                   if c[0] == "train"]  # fmt: skip

@@ -155,7 +155,7 @@ def generate_note(
                 mels, took = _run(
                     MelDiTPipeline, sim, FlowMatchEulerDiscreteScheduler(), latents, labels, 1, 1.0
                 )
-            how = "SIM one-step generator (1 network evaluation)"
+            how = "SIM one-step generator (1 network evaluation; its guidance is distilled in, the slider does not apply)"
         else:
             scheduler_cls = RFSolverScheduler if sampler == "RF-Solver" else FlowMatchEulerDiscreteScheduler
             try:

@@ -20,8 +20,9 @@ noise *is* the distilled one-step sample::
     pipe = MelDiTPipeline(MelDiT.from_pretrained("out/sim/model"), FlowMatchEulerDiscreteScheduler())
     out = pipe(instrument="Violin", pitch=67, num_inference_steps=1)  # one network evaluation, no CFG
 
-Example (the paper's learning rates; ``benchmarks/results/sim_meldit.json`` used ``--train_batch_size 4
---learning_rate 1e-4 --fake_learning_rate 2e-4 --ema_decay 0.99`` for 500 steps, 56 minutes on a shared 2-core CPU)::
+Example (the paper's learning rates; the bundled ``meldit-sim-notes``, ``accelerando recipe meldit-sim-notes``, used
+``--guidance_scale 3 --train_batch_size 4 --learning_rate 1e-4 --fake_learning_rate 2e-4 --ema_decay 0.99`` for 100
+steps, about 13 minutes on a shared 2-core CPU; see its card)::
 
     accelerate launch -m accelerando.accelerate_dit.sim.train --teacher out/meldit/model --output_dir out/sim \\
         --label_corpus corpora/instruments/notes --train_batch_size 8 --learning_rate 1e-5 \\
