@@ -11,7 +11,8 @@ FasterDiT's (``--timestep_sampling logit_normal --direction_weight 1``), every o
 
 Every kept ``checkpoint-N/model`` of both runs synthesises the first ``--max-items`` held-out test utterances
 (midpoint, ``--num-steps`` steps, the same seed per item) and is scored against the recordings (M-STFT, PESQ-wb,
-V/UV F1: :func:`accelerando.metrics.vocoder_bench.run_vocoder`). "Steps to reach the plain recipe's final
+V/UV F1: :func:`accelerando.metrics.vocoder_bench.run_vocoder`), per utterance too, so the paired M-STFT
+difference (FasterDiT minus plain, same utterances and noise) comes with its standard error. "Steps to reach the plain recipe's final
 M-STFT" is the first FasterDiT checkpoint at or below it. Writes ``benchmarks/results/periodwave_fasterdit.
 {json,png}``::
 
@@ -74,12 +75,29 @@ def score_run(run: Path, corpus: str, max_items: int, num_steps: int) -> list[di
         row: dict[str, Any] = {"step": step}
         for name in METRICS:
             values = np.array([item[name] for item in items], dtype=float)
+            row[f"{name}_items"] = values.tolist()  # per utterance, same order in both runs (paired)
             values = values[np.isfinite(values)]
             row[name] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
         rows.append(row)
         print(f"{run.name} step {step}: " + ", ".join(f"{n} {row[n]:.3f}" for n in METRICS), flush=True)
     return rows
+
+
+def paired_mstft_difference(
+    plain: list[dict[str, Any]], fasterdit: list[dict[str, Any]]
+) -> dict[int, dict[str, float]]:
+    """Per common step: the mean and standard error over utterances of FasterDiT's M-STFT minus plain's (the
+    runs are judged on the same utterances with the same noise, so the pairing removes the utterance spread)."""
+    theirs = {row["step"]: row for row in fasterdit}
+    out = {}
+    for row in plain:
+        if row["step"] in theirs:
+            diff = np.array(theirs[row["step"]]["mstft_items"]) - np.array(row["mstft_items"])
+            diff = diff[np.isfinite(diff)]
+            se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+            out[row["step"]] = {"mean": float(diff.mean()), "standard_error": se}
+    return out
 
 
 def steps_to_reach(plain: list[dict[str, Any]], fasterdit: list[dict[str, Any]]) -> int | None:
@@ -175,6 +193,7 @@ def main() -> None:
         },
         "results": results,
         "fasterdit_steps_to_plain_final_mstft": reach,
+        "paired_mstft_difference_fasterdit_minus_plain": paired_mstft_difference(plain, fasterdit),
         "speedup": plain[-1]["step"] / reach if reach else None,
         "figure": png.name,
     }
