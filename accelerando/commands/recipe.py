@@ -160,7 +160,7 @@ RECIPES: dict[str, Recipe] = {
                 "--train_batch_size 16 --segment_frames 64 --use_ema --ema_decay 0.999 "
                 "--checkpointing_steps 500 --data_dir corpora/speech --checkpoints_total_limit 3 "
                 "--model_config accelerando/vocoders/newt/configs/aperiodicity.json "
-                f"--cycle_mels {TTS_MELS} --cycle_weight 1.0 --cycle_batch_size 8".split(),
+                f"--cycle_mels {TTS_MELS} --cycle_weight 3.0 --cycle_batch_size 8".split(),
                 "--train_batch_size 32 --segment_frames 128 --use_ema --ema_decay 0.999 --data_dir corpora/speech "
                 "--model_config accelerando/vocoders/newt/configs/mel_newt_full.json "
                 f"--cycle_mels {TTS_MELS}".split(),

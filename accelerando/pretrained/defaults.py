@@ -125,8 +125,10 @@ def default_vocoder(folder: str | Path | None = None) -> DefaultChoice:
         name = good[0][2]
         return DefaultChoice(
             name,
-            f"{name}: the best measured vocoder that beats Griffin-Lim on held-out speech "
-            f"(WER {_fmt(rows[name]['wer_tts'])} text-to-speech vs {_fmt(floor['wer_tts'])}).",
+            f"{name}: the best measured vocoder that holds Griffin-Lim's floor on held-out speech (WER within "
+            f"{WER_MARGIN:g}: {_fmt(rows[name]['wer_tts'])} text-to-speech vs {_fmt(floor['wer_tts'])}; M-STFT "
+            f"{_fmt(rows[name]['mstft'])} vs {_fmt(floor['mstft'])}, PESQ-wb {_fmt(rows[name]['pesq_wb'])} vs "
+            f"{_fmt(floor['pesq_wb'])}).",
             rows[name],
         )
     if not verdicts:
