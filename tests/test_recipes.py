@@ -160,13 +160,16 @@ def test_corpus_tts_mels_writes_a_fastpitchs_free_running_mels(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
 @pytest.mark.parametrize("paper", [False, True])
-def test_every_recipe_command_parses_with_its_training_script(name, paper, monkeypatch):
+def test_every_recipe_command_parses_with_its_training_script(name, paper, monkeypatch, tmp_path):
     import importlib
 
     from accelerando.commands.train import TRAINERS
 
-    # as on a fresh machine: no stage is skipped
+    # as on a fresh machine after the recipe's corpus stages: no stage is skipped, the corpus folders exist
     monkeypatch.setattr(recipes, "_latest", lambda run: (0, None))
+    monkeypatch.chdir(tmp_path)
+    for corpus in ("corpora/speech", "corpora/instruments/notes", recipes.TTS_MELS):
+        (tmp_path / corpus).mkdir(parents=True)
 
     for argv in recipes.stage_commands(recipes.RECIPES[name], paper, None, from_bundled=False):
         if argv[0] != "train":
