@@ -42,11 +42,12 @@ from accelerando.pretrained.loading import load
 
 
 def load_pipeline(path: str | Path) -> MelDiTPipeline:
-    """A ``MelDiTPipeline`` folder as is; a bare MelDiT (e.g. a SIM one-step generator, ``meldit-sim-notes``) with
-    the flow-matching Euler scheduler, as the demo runs it."""
+    """A ``MelDiTPipeline`` folder as is; a bare MelDiT (a training checkpoint's ``model/``, or a SIM one-step
+    generator such as ``meldit-sim-notes``) with the flow-matching Euler scheduler at the shipped pipeline's shift
+    (3; for one step from pure noise the shift makes no difference)."""
     if (Path(path) / "model_index.json").is_file():
         return MelDiTPipeline.from_pretrained(path)
-    return MelDiTPipeline(load(path, expect=("MelDiT",)), FlowMatchEulerDiscreteScheduler())
+    return MelDiTPipeline(load(path, expect=("MelDiT",)), FlowMatchEulerDiscreteScheduler(shift=3.0))
 
 
 def main(args: argparse.Namespace) -> dict:
