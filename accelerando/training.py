@@ -78,6 +78,7 @@ __all__ = [
     "save_checkpoint",
     "list_checkpoints",
     "find_resume_checkpoint",
+    "resumed_model_folder",
     "resume",
     "num_update_steps_per_epoch",
     "epoch_batches",
@@ -321,6 +322,19 @@ def find_resume_checkpoint(args: argparse.Namespace) -> Path | None:
             "checkpoint-<step> (a *.tmp folder is an unfinished write)."
         )
     return path
+
+
+def resumed_model_folder(args: argparse.Namespace) -> Path | None:
+    """The ``model/`` folder of the checkpoint that ``--resume_from_checkpoint`` resumes, or ``None``.
+
+    A resumed run rebuilds its architecture from this folder's config (its weights then come with the checkpoint
+    state), so the flags that chose the model on the first start (a preset, ``--init_model``) are not read again
+    and the folder they named may be gone.
+    """
+    checkpoint = find_resume_checkpoint(args)
+    if checkpoint is None or not (checkpoint / MODEL_SUBFOLDER / "config.json").is_file():
+        return None
+    return checkpoint / MODEL_SUBFOLDER
 
 
 def num_update_steps_per_epoch(dataloader: Any, args: argparse.Namespace) -> int:

@@ -197,3 +197,19 @@ def test_meldit_sim_notes_distils_the_bundled_teacher_as_the_demo_samples_it(mon
         teacher == pretrained.PRETRAINED_DIR / "meldit-notes" / "transformer"
         and class_name(teacher) == "MelDiT"
     )
+
+
+def test_from_bundled_needs_a_last_stage_that_takes_an_initial_model(tiny_recipe):
+    no_init = recipes.Recipe("tiny-sim", [recipes.Stage("sim", "runs/sim", 10, ["--c"])])
+    with pytest.raises(ValueError, match=r"'tiny-sim' cannot start from the bundled checkpoint.*\(sim\)"):
+        recipes.stage_commands(no_init, paper=False, max_train_steps=None, from_bundled=True)
+    assert recipes.stage_commands(no_init, paper=False, max_train_steps=None, from_bundled=False)[1][:2] == [
+        "train",
+        "sim",
+    ]
+    for (
+        name,
+        recipe,
+    ) in recipes.RECIPES.items():  # every bundled trainer's recipe can go on from the shipped model
+        if name != "meldit-sim-notes":  # distilled from its teacher, not continued
+            assert recipe.stages[-1].init_flag, name

@@ -84,6 +84,7 @@ RECIPES: dict[str, Recipe] = {
                 "--train_batch_size 16 --checkpointing_steps 500".split()
                 + CPU_DATA,
                 "--preset paper --use_ema --data_dir corpora/speech --checkpointing_steps 5000".split(),
+                init_flag="--init_model",
             )
         ],
     ),
@@ -186,6 +187,11 @@ def stage_commands(
     """The ``accelerando`` argument lists the recipe runs, in order (corpus first)."""
     from accelerando.pretrained import PRETRAINED_DIR
 
+    if from_bundled and recipe.stages[-1].init_flag is None:
+        raise ValueError(
+            f"recipe {recipe.name!r} cannot start from the bundled checkpoint: its last stage "
+            f"({recipe.stages[-1].trainer}) takes no initial model; run it without --from-bundled"
+        )
     commands = [["corpus", *recipe.corpus], *(["corpus", *c] for c in recipe.derived)]
     previous: str | None = None
     for i, stage in enumerate(recipe.stages):

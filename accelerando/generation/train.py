@@ -226,9 +226,9 @@ def load_init_model(name_or_path: str) -> MelDiT:
 def build_model(args: argparse.Namespace) -> MelDiT:
     """The resumed checkpoint's architecture (its weights come with the checkpoint state), else ``--init_model``,
     else ``--preset`` with ``--num_frames`` / ``--pitch_conditioning``."""
-    resume = T.find_resume_checkpoint(args)
-    if resume is not None and (resume / "model" / "config.json").is_file():
-        return MelDiT.from_pretrained(resume / "model")
+    resumed = T.resumed_model_folder(args)
+    if resumed is not None:
+        return MelDiT.from_pretrained(resumed)
     if args.init_model:
         model = load_init_model(args.init_model)
         model.register_to_config(class_dropout_prob=args.class_dropout_prob)

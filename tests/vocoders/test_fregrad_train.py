@@ -65,3 +65,36 @@ def test_parse_args_defaults_follow_the_paper_and_check_energy_max(tmp_path):
     assert args.preset == "paper" and args.stft_loss_weight == 0.1
     with pytest.raises(SystemExit):
         train.parse_args(["--data_dir", str(tmp_path), "--energy_max", "loud"])
+
+
+def test_init_model_keeps_the_given_fregrad_and_a_resumed_run_rebuilds_its_checkpoint(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    start = FreGrad.from_preset(
+        "small",
+        residual_layers=2,
+        prior="calibrated",
+        prior_scales=[0.1, 1.4],
+        prior_split_bin=70,
+        precondition=True,
+    )
+    start.save_pretrained(tmp_path / "start")
+    preset_prior = {"energy_min": 0.01, "energy_max": 4.0, "prior": "energy", "std_min": 0.1}
+    args = _args(tmp_path, tmp_path / "run", "--init_model", str(tmp_path / "start"))
+    model = train.build_model(args, preset_prior)
+    assert model.training and model.config.residual_layers == 2 and model.config.prior == "calibrated"
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+    model.save_pretrained(tmp_path / "run" / "checkpoint-4" / "model")  # a run that started from it
+    args = _args(tmp_path, tmp_path / "run", "--resume_from_checkpoint", "latest", "--init_model", "gone")
+    resumed = train.build_model(args, preset_prior)
+    assert resumed.config.residual_layers == 2 and resumed.config.prior == "calibrated"
+
+    fresh = train.build_model(_args(tmp_path, tmp_path / "fresh"), preset_prior)
+    assert fresh.config.residual_layers == 12 and fresh.config.prior == "energy"
+    with pytest.raises((ValueError, FileNotFoundError), match="nowhere"):
+        train.build_model(
+            _args(tmp_path, tmp_path / "x", "--init_model", str(tmp_path / "nowhere")), preset_prior
+        )

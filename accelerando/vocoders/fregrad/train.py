@@ -47,6 +47,7 @@ __all__ = [
     "ENERGY_STATS_FILE",
     "PRIOR_STATS_FILE",
     "add_arguments",
+    "build_model",
     "calibrated_prior_stats",
     "main",
     "parse_args",
@@ -83,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="Floor of the prior's sigma (default: 0.1 for --prior energy, 0.005 for calibrated).",
     )
     add("--validation_num_steps", type=T.positive_int, default=6, help="Sampling steps at validation.")
+    add(
+        "--init_model",
+        type=str,
+        default=None,
+        help="Start from this FreGrad (a folder or a bundled name, e.g. fregrad-speech): its architecture and "
+        "prior are kept, so --preset, --prior, --precondition and --std_min are not read.",
+    )
     return T.add_training_args(
         parser,
         output_dir="output/fregrad",
@@ -123,6 +131,28 @@ def calibrated_prior_stats(args: argparse.Namespace, train_utts: Any, accelerato
     return {"prior_split_bin": saved["prior_split_bin"], "prior_scales": saved["prior_scales"]}
 
 
+def build_model(args: argparse.Namespace, prior: dict[str, Any]) -> FreGrad:
+    """The model to train: the resumed checkpoint's architecture (its weights come with the checkpoint state),
+    else ``--init_model`` (weights, architecture and prior), else ``--preset`` with ``prior`` (the energy
+    statistics and prior settings of this run)."""
+    from accelerando.pretrained.loading import load
+
+    resumed = T.resumed_model_folder(args)
+    if resumed is not None:
+        logger.info(
+            "Resuming %s: the model is built from its config; --init_model is not read", resumed.parent
+        )
+        return FreGrad.from_config(FreGrad.load_config(resumed)).train()
+    if args.init_model:
+        model = load(args.init_model, expect=("FreGrad",)).float().train()
+        logger.info(
+            "Starting from %s: its architecture and prior; --preset and the prior flags are not read",
+            args.init_model,
+        )
+        return model
+    return FreGrad.from_preset(args.preset, **prior)
+
+
 def main(args: argparse.Namespace) -> Path:
     """Train; returns the folder of the final model (``output_dir/model``)."""
     accelerator = T.create_accelerator(args, project_name="fregrad")
@@ -135,10 +165,8 @@ def main(args: argparse.Namespace) -> Path:
     }
     if args.prior == "calibrated":
         prior.update(calibrated_prior_stats(args, train_utts, accelerator))
-    model = FreGrad.from_preset(
-        args.preset, energy_min=stats["energy_min"], energy_max=stats["energy_max"], **prior
-    )
-    logger.info("FreGrad %s: %d parameters", args.preset, model.num_parameters())
+    model = build_model(args, {"energy_min": stats["energy_min"], "energy_max": stats["energy_max"], **prior})
+    logger.info("FreGrad: %d parameters", model.num_parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
 
     def step_loss(

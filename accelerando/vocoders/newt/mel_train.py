@@ -268,10 +268,12 @@ def build_model(args: argparse.Namespace) -> MelNEWT:
     """The model to train: the resumed checkpoint's architecture (its weights come with the checkpoint state, so
     ``--init_model`` is not read and may be gone), else ``--init_model`` (grown by ``--model_config``), else
     ``--model_config`` or ``MelNEWT()``."""
-    resume = T.find_resume_checkpoint(args)
-    if resume is not None and (resume / "model" / "config.json").is_file():
-        config = json.loads((resume / "model" / "config.json").read_text())
-        logger.info("Resuming %s: the model is built from its config; --init_model is not read", resume)
+    resumed = T.resumed_model_folder(args)
+    if resumed is not None:
+        config = json.loads((resumed / "config.json").read_text())
+        logger.info(
+            "Resuming %s: the model is built from its config; --init_model is not read", resumed.parent
+        )
         return MelNEWT.from_config({k: v for k, v in config.items() if not k.startswith("_")}).train()
     if args.init_model:
         from accelerando.pretrained.loading import load
