@@ -71,6 +71,9 @@ STFT_LOSS_RESOLUTIONS = {
 }
 # Bound of an orthonormal Haar sub-band of a waveform in [-1, 1]: |x0 +- x1| / sqrt(2) <= sqrt(2).
 SUBBAND_LIMIT = math.sqrt(2.0)
+# A sampling step whose alpha_bar is below this starts from pure noise (the zero-terminal-SNR schedule's last
+# training step has alpha_bar ~ 4.5e-8): its noise is the sample itself, so the network is not asked.
+PURE_NOISE_ALPHA_BAR = 1e-6
 
 
 def _conv1d(*args: Any, **kwargs: Any) -> nn.Conv1d:
@@ -480,7 +483,13 @@ class FreGrad(ConfigRates, AccelerandoModel):
         for n in tqdm(range(len(sched) - 1, -1, -1), disable=not progress, desc="FreGrad"):
             alpha, alpha_bar, beta = sched.alphas[n].item(), sched.alpha_bars[n].item(), sched.betas[n].item()
             step = torch.full((x.shape[0],), sched.timesteps[n].item(), device=x.device, dtype=x.dtype)
-            eps = self._predict_noise(self, x, step, mel, std)  # (B, 2, L)
+            if alpha_bar < PURE_NOISE_ALPHA_BAR:
+                # The terminal step of the zero-terminal-SNR training schedule: x is pure noise, so its noise
+                # is x itself (up to sqrt(alpha_bar) ~ 2e-4), while the network's small error would be
+                # amplified by 1 / sqrt(alpha) (~140x): 50 steps then sounded worse than 6.
+                eps = x / math.sqrt(1.0 - alpha_bar)
+            else:
+                eps = self._predict_noise(self, x, step, mel, std)  # (B, 2, L)
             x = (x - beta / math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha)
             if n > 0:
                 sigma = math.sqrt((1.0 - sched.alpha_bars[n - 1].item()) / (1.0 - alpha_bar) * beta)
