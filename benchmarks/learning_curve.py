@@ -8,12 +8,22 @@ the same validation items). Writes the PNG and the points as JSON beside it; mod
 
     python benchmarks/learning_curve.py --log runs/fregrad-speech.log --label fregrad-speech \\
         --out accelerando/pretrained/fregrad-speech/learning_curve.png
+
+A run that went on from a shipped checkpoint (``accelerando recipe NAME --from-bundled``) counts its steps from 0
+again and its earlier logs may be gone: ``--offset`` (one per ``--log``) shifts its steps by the shipped
+checkpoint's, and ``--previous`` reads the points of an earlier JSON written by this script (the card's), so the
+curve keeps its history::
+
+    python benchmarks/learning_curve.py --previous accelerando/pretrained/fregrad-speech/learning_curve.json \\
+        --log runs/fregrad-speech.log --offset 2500 --label fregrad-speech \\
+        --out accelerando/pretrained/fregrad-speech/learning_curve.png
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -39,21 +49,41 @@ def main(argv: list[str] | None = None) -> None:
         "--log", action="append", required=True, help="a training log (repeatable, per --label)"
     )
     parser.add_argument("--label", action="append", required=True, help="the curve's name, one per --log")
+    parser.add_argument(
+        "--offset",
+        action="append",
+        type=int,
+        default=None,
+        help="steps added to a --log's (one per --log; 0)",
+    )
+    parser.add_argument(
+        "--previous", type=Path, default=None, help="an earlier JSON of this script whose points come first"
+    )
     parser.add_argument("--reference", action="append", default=[], help="NAME=M-STFT: a horizontal line")
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args(argv)
     if len(args.log) != len(args.label):
         parser.error(f"give one --label per --log; got {len(args.log)} logs and {len(args.label)} labels")
+    offsets = args.offset or [0] * len(args.log)
+    if len(offsets) != len(args.log):
+        parser.error(f"give one --offset per --log; got {len(args.log)} logs and {len(offsets)} offsets")
+    previous = {}
+    if args.previous is not None:
+        if not args.previous.is_file():
+            parser.error(f"--previous {args.previous}: no such file")
+        previous = json.loads(args.previous.read_text()).get("curves", {})
 
     from accelerando.metrics.report import _pyplot, save_figure, write_results
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     curves = {}
-    for log, label in zip(args.log, args.label):
-        curve = read_curve([Path(p) for p in log.split(",")])
+    for log, label, offset in zip(args.log, args.label, offsets):
+        curve = [(step + offset, m) for step, m in read_curve([Path(p) for p in log.split(",")])]
         if not curve:
             raise SystemExit(f"{log}: no 'step N validation: {{...}}' lines")
+        earlier = {p["step"]: {k: v for k, v in p.items() if k != "step"} for p in previous.get(label, [])}
+        curve = sorted({**earlier, **dict(curve)}.items())
         steps = [s for s, _ in curve]
         curves[label] = [{"step": s, **m} for s, m in curve]
         print(f"{label}:\n| step | val M-STFT | val mel L1 |\n| --- | --- | --- |")
@@ -74,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         ax.legend(fontsize=8)
     save_figure(fig, args.out)
     write_results(
-        args.out.with_suffix(".json"), {"benchmark": "learning_curve", "logs": args.log, "curves": curves}
+        args.out.with_suffix(".json"),
+        {"benchmark": "learning_curve", "logs": args.log, "offsets": offsets, "curves": curves},
     )
     print(f"wrote {args.out} and its .json")
 
