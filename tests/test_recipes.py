@@ -55,8 +55,11 @@ def test_export_ships_the_newest_checkpoint_in_float16_and_keeps_the_card(tiny_r
     target = pretrained.PRETRAINED_DIR / "tiny-speech"
     target.mkdir()
     (target / "README.md").write_text("card")
+    (target / "learning_curve.json").write_text("{}")  # what the card shows stays too
+    (target / "old.safetensors").write_bytes(b"stale")  # weights are the export's own
     out = recipes.export("tiny-speech")
     assert out == target and (target / "README.md").read_text() == "card"
+    assert (target / "learning_curve.json").read_text() == "{}" and not (target / "old.safetensors").exists()
     from safetensors.torch import load_file
 
     stored = load_file(str(target / "diffusion_pytorch_model.safetensors"))

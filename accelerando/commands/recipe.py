@@ -268,9 +268,10 @@ def export(name: str, checkpoint: str | Path | None = None) -> Path:
         for file in staged.rglob("*"):
             if file.is_file():
                 file.chmod(0o644)
-        for extra in ("README.md", "validation.png", "learning_curve.png"):
-            if (target / extra).is_file():
-                shutil.copy2(target / extra, staged / extra)
+        # The card and what it shows (README, curves, pictures, their JSON) stay; weights and configs are new.
+        for extra in sorted(target.iterdir()) if target.is_dir() else []:
+            if extra.is_file() and extra.suffix != ".safetensors" and not (staged / extra.name).exists():
+                shutil.copy2(extra, staged / extra.name)
         backup = Path(tmp) / "previous"
         if target.exists():
             target.rename(backup)
