@@ -101,13 +101,23 @@ class Vocoder:
     fingerprint: str | None = None  # of that folder when it was loaded
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+
+
 def fingerprint(folder: str | os.PathLike) -> str:
-    """A short sha256 over a checkpoint folder's config and weights (names and bytes), to tell exports apart."""
+    """A short sha256 over a checkpoint folder's configs and weights (names and bytes), to tell exports apart.
+
+    The card's files (``README.md``, ``learning_curve.json``, pictures) are not part of the model and not hashed.
+    """
     digest = hashlib.sha256()
     files = sorted(
         f
         for f in Path(folder).rglob("*")
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".pt")
+        if f.is_file()
+        and (
+            f.name in ("config.json", "model_index.json", "scheduler_config.json")
+            or f.suffix in WEIGHT_SUFFIXES
+        )
     )
     for f in files:
         digest.update(str(f.relative_to(folder)).encode("utf-8"))
