@@ -39,7 +39,7 @@ __all__ = ["RECIPES", "Recipe", "Stage", "export", "run_recipe"]
 
 CORPUS = ["speech", "--out", "corpora/speech", "--hours", "1", "--jobs", "2"]
 TTS_MELS = "corpora/speech-tts-mels"  # fastpitch-speech's free-running mels of the training texts
-CPU_DATA = ["--data_dir", "corpora/speech", "--mixed_precision", "bf16", "--checkpoints_total_limit", "3"]
+CPU_DATA = ["--data_dir", "corpora/speech", "--mixed_precision", "auto", "--checkpoints_total_limit", "3"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ RECIPES: dict[str, Recipe] = {
                 "meldit",
                 "runs/meldit-notes",
                 20_000,
-                "--preset small --use_ema --mixed_precision bf16 --train_batch_size 16 --learning_rate 3e-4 "
+                "--preset small --use_ema --mixed_precision auto --train_batch_size 16 --learning_rate 3e-4 "
                 "--checkpointing_steps 200 --checkpoints_total_limit 3 --data_dir corpora/instruments".split(),
                 "--preset full --use_ema --train_batch_size 256 --learning_rate 1e-4 --checkpointing_steps 5000 "
                 "--data_dir corpora/instruments".split(),

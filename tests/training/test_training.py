@@ -228,6 +228,35 @@ def test_defaults_and_overrides():
         T.add_training_args(argparse.ArgumentParser(), train_batchsize=4)
 
 
+@pytest.mark.parametrize(
+    ("flags", "requested", "expected"),
+    [
+        ({"avx2", "avx512_bf16"}, "auto", "bf16"),
+        ({"avx2", "amx_bf16"}, "auto", "bf16"),
+        ({"avx2", "fma"}, "auto", "no"),
+        (set(), "auto", "no"),  # unknown CPU (no /proc/cpuinfo): the safe choice
+        ({"avx2"}, "bf16", "bf16"),  # an explicit choice is kept, with a warning
+        ({"avx2"}, "no", "no"),
+    ],
+)
+def test_auto_mixed_precision_picks_bf16_only_where_native(monkeypatch, caplog, flags, requested, expected):
+    monkeypatch.setattr(T, "_cpu_flags", lambda: flags)
+    with caplog.at_level(logging.WARNING, logger="accelerando.training"):
+        assert T.resolve_mixed_precision(requested, on_cpu=True) == expected
+    warned = any("emulated" in r.getMessage() for r in caplog.records)
+    assert warned == (requested == "bf16" and not flags & {"avx512_bf16", "amx_bf16"})
+    with pytest.raises(ValueError, match="got 'fp8'"):
+        T.resolve_mixed_precision("fp8", on_cpu=True)
+
+
+def test_create_accelerator_resolves_auto(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(T, "launched_without_devices", lambda: True)  # a CPU run, also on a GPU machine
+    args = train_tiny.parse_args(["--output_dir", str(tmp_path), "--mixed_precision", "auto"])
+    accelerator = T.create_accelerator(args)
+    assert args.mixed_precision == "no" and accelerator.mixed_precision == "no"
+
+
 @pytest.mark.slow
 def test_two_processes_agree_and_resume_exactly(tmp_path):
     out = tmp_path / "ddp"
