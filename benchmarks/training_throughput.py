@@ -32,19 +32,20 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "training_throughput.json"
 BASELINE_REF = "d75b08e"  # main before the throughput work (session 5)
 
 # trainer -> side -> settings. "baseline" reproduces the recipe of the bundled checkpoints on the old code.
+# "bf16": "auto" is what the recipes pass (``--mixed_precision auto``): bf16 only on a CPU that computes it natively.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "fregrad": {
         "baseline": {"preset": "small", "batch": 16, "frames": 62, "bf16": False},
-        "improved": {"preset": "small", "batch": 16, "frames": 62, "bf16": True},
+        "improved": {"preset": "small", "batch": 16, "frames": 62, "bf16": "auto"},
     },
     "periodwave": {
         "baseline": {"preset": "S", "batch": 16, "frames": 32, "bf16": True},
-        "improved": {"preset": "S", "batch": 16, "frames": 32, "bf16": True},
+        "improved": {"preset": "S", "batch": 16, "frames": 32, "bf16": "auto"},
     },
     "periodwave-turbo": {
         "baseline": {"preset": "S", "batch": 8, "frames": 32, "bf16": True, "num_steps": 4},
-        "improved": {"preset": "S", "batch": 8, "frames": 32, "bf16": True, "num_steps": 4},
-        "improved-2-steps": {"preset": "S", "batch": 8, "frames": 32, "bf16": True, "num_steps": 2},
+        "improved": {"preset": "S", "batch": 8, "frames": 32, "bf16": "auto", "num_steps": 4},
+        "improved-2-steps": {"preset": "S", "batch": 8, "frames": 32, "bf16": "auto", "num_steps": 2},
     },
 }
 
@@ -68,7 +69,12 @@ def _worker(trainer: str, settings: dict[str, Any], steps: int, warmup: int) -> 
     audio = sum(0.1 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 8))
     audio = audio + 0.01 * torch.randn(batch, frames * hop)  # (B, T)
     mel = mel_spectrogram(audio)  # (B, 80, frames)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings["bf16"])
+    bf16 = settings["bf16"]
+    if bf16 == "auto":
+        from accelerando.training import native_bf16
+
+        bf16 = native_bf16("cpu")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(bf16))
 
     if trainer == "fregrad":
         from accelerando.vocoders import FreGrad
@@ -140,7 +146,7 @@ def _worker(trainer: str, settings: dict[str, Any], steps: int, warmup: int) -> 
     for _ in range(steps):
         step()
     cpu = (time.process_time() - start) / steps
-    return {"cpu_s_per_step": cpu, "samples_per_cpu_s": batch * frames * hop / cpu}
+    return {"cpu_s_per_step": cpu, "samples_per_cpu_s": batch * frames * hop / cpu, "bf16": bool(bf16)}
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -196,12 +202,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             jobs = [(trainer, side) for trainer in args.trainers for side in VARIANTS[trainer]]
             samples: dict[tuple[str, str], list[float]] = {job: [] for job in jobs}
+            bf16_used: dict[tuple[str, str], bool] = {}
             bar = tqdm(total=len(jobs) * args.rounds, desc="throughput")
             for _ in range(args.rounds):
                 for trainer, side in jobs:
                     tree = baseline if side == "baseline" else ROOT
                     out = _run_worker(tree, trainer, VARIANTS[trainer][side], args.steps, args.warmup)
                     samples[(trainer, side)].append(out["samples_per_cpu_s"])
+                    bf16_used[(trainer, side)] = out["bf16"]
                     bar.update(1)
             bar.close()
         finally:
@@ -213,6 +221,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         results[trainer] = {
             side: {
                 "settings": VARIANTS[trainer][side],
+                "bf16_used": bf16_used[(trainer, side)],
                 "samples_per_cpu_s": statistics.median(samples[(trainer, side)]),
                 "all_rounds": samples[(trainer, side)],
                 "speedup_vs_baseline": statistics.median(samples[(trainer, side)]) / base,
