@@ -14,6 +14,7 @@ fixed length (a multiple of the hop) for vocoder training.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,23 @@ class AudioItemsDataset(Dataset):
             {item[3] for item in self.items},
             key=lambda s: (isinstance(s, str), s if isinstance(s, int) else 0, str(s)),
         )
+
+    def select(self, ids: list[str]) -> AudioItemsDataset:
+        """A dataset of the items named by ``ids``, in that order (same class, config and mel setting).
+
+        Raises:
+            ValueError: an id that is not in this dataset (naming it and a few that are).
+        """
+        by_id = {item[0]: item for item in self.items}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            known = ", ".join(list(by_id)[:5]) + (", ..." if len(by_id) > 5 else "")
+            raise ValueError(
+                f"ids not in this dataset: {', '.join(missing)}; it holds {len(by_id)} ({known})"
+            )
+        chosen = copy.copy(self)
+        chosen.items = [by_id[i] for i in ids]
+        return chosen
 
     def load_audio(self, index: int) -> Tensor:
         """The ``(T,)`` waveform of item ``index`` at ``cfg.sample_rate`` (no mel)."""

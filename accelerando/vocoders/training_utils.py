@@ -68,6 +68,15 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, *, segment_frames: int
         help="LibriTTS validation subsets.",
     )
     add("--segment_frames", type=T.positive_int, default=segment_frames, help="Mel frames per training crop.")
+    add(
+        "--overfit_ids",
+        type=str,
+        nargs="+",
+        default=None,
+        metavar="ID",
+        help="Train and validate on these training utterances only (a sanity check: a vocoder should learn to "
+        "copy a few utterances closely). Each step's batch then holds one random crop per utterance.",
+    )
     return parser
 
 
@@ -119,7 +128,8 @@ def vocoder_datasets(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     An LJSpeech-style folder uses its ``split.json`` (all rows for training when it has none); a
     LibriTTS folder uses ``--train_subsets`` and ``--validation_subsets``. Without validation
-    utterances the first training utterances are used for the checks.
+    utterances the first training utterances are used for the checks. ``--overfit_ids`` narrows training and
+    validation to those training utterances.
     """
     from accelerando.data.datasets import AudioSegmentDataset, LibriTTSDataset, LJSpeechDataset
 
@@ -147,6 +157,9 @@ def vocoder_datasets(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         raise ValueError(f"{root} has no training utterances")
     if len(valid_utts) == 0:
         valid_utts = train_utts
+    if getattr(args, "overfit_ids", None):
+        train_utts = valid_utts = train_utts.select(list(dict.fromkeys(args.overfit_ids)))
+        logger.info("Overfitting %d utterances: %s", len(train_utts), ", ".join(args.overfit_ids))
     crops = AudioSegmentDataset(train_utts, segment_length=args.segment_frames * HOP_LENGTH, seed=args.seed)
     return train_utts, crops, valid_utts
 

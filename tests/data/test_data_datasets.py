@@ -123,3 +123,12 @@ def test_segments_pad_short_clips_and_file_lists(ljspeech):
     assert torch.count_nonzero(item["audio"][n:]) == 0
     with pytest.raises(ValueError, match="multiple of hop_length=256"):
         AudioSegmentDataset(files, segment_length=1000)
+
+
+def test_select_keeps_the_named_items_in_order_and_names_unknown_ids(ljspeech):
+    ds = LJSpeechDataset(ljspeech)
+    chosen = ds.select(["LJ001-0002", "LJ001-0000"])
+    assert [i[0] for i in chosen.items] == ["LJ001-0002", "LJ001-0000"] and len(ds) == 3
+    assert isinstance(chosen, LJSpeechDataset) and chosen[0]["mel"].shape[0] == 80
+    with pytest.raises(ValueError, match="ids not in this dataset: nope; it holds 3 \\(LJ001-0000"):
+        ds.select(["LJ001-0000", "nope"])

@@ -98,3 +98,15 @@ def test_init_model_keeps_the_given_fregrad_and_a_resumed_run_rebuilds_its_check
         train.build_model(
             _args(tmp_path, tmp_path / "x", "--init_model", str(tmp_path / "nowhere")), preset_prior
         )
+
+
+def test_overfit_ids_train_and_validate_on_those_training_utterances(tmp_path):
+    from accelerando.vocoders.training_utils import vocoder_datasets
+
+    ids = _write_corpus(tmp_path / "corpus")
+    args = _args(tmp_path / "corpus", tmp_path / "run", "--overfit_ids", ids[1], ids[0], ids[1])
+    train_utts, crops, valid_utts = vocoder_datasets(args)
+    assert [i[0] for i in train_utts.items] == [ids[1], ids[0]] == [i[0] for i in valid_utts.items]
+    assert len(crops) == 2  # one random crop per utterance and step
+    with pytest.raises(ValueError, match=f"ids not in this dataset: {ids[-1]}"):  # a validation utterance
+        vocoder_datasets(_args(tmp_path / "corpus", tmp_path / "run", "--overfit_ids", ids[-1]))
