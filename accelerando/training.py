@@ -231,10 +231,6 @@ def create_accelerator(args: argparse.Namespace, project_name: str = "accelerand
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     on_cpu = launched_without_devices() or not torch.cuda.is_available()
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision, on_cpu)
-    if on_cpu:
-        # Trained weights drive some activations and gradients into subnormal floats, which x86 CPUs compute
-        # through a slow path: a FreGrad step from the bundled checkpoint took 9.4 s with them, 6.0 s flushed.
-        torch.set_flush_denormal(True)
     project_config = ProjectConfiguration(
         project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
     )
