@@ -159,7 +159,9 @@ def vocoder_datasets(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         valid_utts = train_utts
     if getattr(args, "overfit_ids", None):
         train_utts = valid_utts = train_utts.select(list(dict.fromkeys(args.overfit_ids)))
-        logger.info("Overfitting %d utterances: %s", len(train_utts), ", ".join(args.overfit_ids))
+        logger.info(
+            "Overfitting %d utterances: %s", len(train_utts), ", ".join(i[0] for i in train_utts.items)
+        )
     crops = AudioSegmentDataset(train_utts, segment_length=args.segment_frames * HOP_LENGTH, seed=args.seed)
     return train_utts, crops, valid_utts
 
