@@ -45,6 +45,9 @@ def test_commands_resume_each_stage_and_chain_them(tiny_recipe, tmp_path):
     assert "--paper-b" in commands[1] and commands[1][commands[1].index("--max_train_steps") + 1] == "50"
     commands = recipes.stage_commands(tiny_recipe, paper=False, max_train_steps=None, from_bundled=True)
     assert commands[1][commands[1].index("--init") + 1] == str(pretrained.PRETRAINED_DIR / "tiny-speech")
+    # a one-stage recipe from scratch names no initial model (not an empty one)
+    fresh = recipes.stage_commands(recipes.RECIPES["fregrad-speech"], True, None, from_bundled=False)
+    assert "--init_model" not in fresh[-1] and "" not in fresh[-1]
 
 
 def test_export_ships_the_newest_checkpoint_in_float16_and_keeps_the_card(tiny_recipe, tmp_path):

@@ -204,8 +204,8 @@ def stage_commands(
         if _latest(stage.run)[0] >= steps:
             continue  # this run already reached its budget
         flags = list(stage.paper if paper else stage.cpu)
-        if stage.init_flag:
-            flags += [stage.init_flag, init or ""]
+        if stage.init_flag and init is not None:  # a first stage from scratch takes no initial model
+            flags += [stage.init_flag, init]
         commands.append(
             ["train", stage.trainer, *flags, "--output_dir", stage.run, "--max_train_steps", str(steps),
              "--resume_from_checkpoint", "latest"]
