@@ -3,7 +3,8 @@
 For the labels of the corpus's test notes (program, pitch, velocity), the pipeline generates one note each at
 every step count; the classifier reports instrument accuracy (recognised == asked), pitch accuracy (exact and
 within a semitone) and our Fréchet distance to the test notes' embeddings, read against the real-vs-real floor
-(test vs validation notes). Also the time per note. Writes JSON + PNG.
+(test vs validation notes). Also the time per note. Writes JSON + PNG. ``--split validation`` uses the
+validation notes' labels instead (and the test notes as the floor's other side): choose checkpoints there.
 
 With ``--independent`` the same notes (and the real ones, at their own velocity) are also judged without the
 classifier (``accelerando.generation.note_check``): instrument by the nearest fluidsynth render of the asked
@@ -57,10 +58,11 @@ def main(args: argparse.Namespace) -> dict:
     pipe = load_pipeline(args.model)
     clf = NoteClassifier.from_pretrained(args.classifier or pretrained_path("note-classifier")).eval()
     ns = argparse.Namespace(data_dir=args.corpus)
-    test_set = build_dataset(ns, "test")
+    other = "validation" if args.split == "test" else "test"
+    test_set = build_dataset(ns, args.split)
     real = load_notes(test_set, clf.config.num_frames)
     reference = clf.embed(real["mel"])
-    floor = clf.embed(load_notes(build_dataset(ns, "validation"), clf.config.num_frames)["mel"])
+    floor = clf.embed(load_notes(build_dataset(ns, other), clf.config.num_frames)["mel"])
     n = min(args.max_notes, len(real["program"]))
     programs, pitches = real["program"][:n], real["pitch"][:n]
     velocities = torch.full((n,), args.velocity, dtype=torch.long)
@@ -191,6 +193,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classifier", default=None, help="NoteClassifier folder (default: the bundled one)")
     parser.add_argument("--corpus", default="corpora/instruments")
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="whose labels to generate: the held-out test notes (to report), or the validation notes (to choose "
+        "a checkpoint on, leaving the test labels unseen)",
+    )
     parser.add_argument("--max-notes", type=int, default=45)
     parser.add_argument("--batch-size", type=int, default=15)
     parser.add_argument("--velocity", type=int, default=80)
