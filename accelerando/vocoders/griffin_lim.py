@@ -38,6 +38,11 @@ class GriffinLim:
     def __init__(
         self, config: MelConfig | None = None, n_iter: int = 32, momentum: float = 0.99, seed: int = 0
     ):
+        if config is not None and not isinstance(config, MelConfig):
+            raise TypeError(
+                f"config must be a MelConfig or None; got {config!r} (the iterations are n_iter=..., "
+                "e.g. GriffinLim(n_iter=32))"
+            )
         self.config = dataclasses.replace(config) if config is not None else MelConfig()
         if n_iter < 1:
             raise ValueError(f"n_iter must be >= 1; got {n_iter}")

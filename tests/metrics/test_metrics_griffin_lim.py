@@ -46,3 +46,5 @@ def test_batch_and_contract_arguments(wav):
     assert vocoder.sample_rate == 22050 and vocoder.hop_length == 256
     with pytest.raises(ValueError, match="mel must have shape"):
         vocoder.synthesize(torch.zeros(2, 40, 10))
+    with pytest.raises(TypeError, match=r"config must be a MelConfig or None; got 32 .*n_iter=32"):
+        GriffinLim(32)  # the iterations are a keyword, not the first argument
