@@ -81,11 +81,19 @@ def main(args: argparse.Namespace) -> dict:
             mels.append(out.mels.float())
         seconds = time.perf_counter() - started
         scores = note_metrics(clf, torch.cat(mels), programs, pitches, reference_embeddings=reference)
-        rows.append({"steps": steps, "seconds_per_note": seconds / n, **scores})
+        rows.append(
+            {
+                "steps": steps,
+                "seconds_per_note": seconds / n,
+                **scores,
+                **_pitch_by_range(clf, torch.cat(mels), programs, pitches),
+            }
+        )
         if judge is not None:
             rows[-1].update(judge(torch.cat(mels), velocities))
         print(rows[-1], flush=True)
     real_scores = note_metrics(clf, real["mel"][:n], programs, pitches, reference_embeddings=floor)
+    real_scores.update(_pitch_by_range(clf, real["mel"][:n], programs, pitches))
     if judge is not None:
         real_scores.update(judge(real["mel"][:n], _velocities(test_set, n)))
         print({"real_notes": real_scores}, flush=True)
@@ -115,6 +123,21 @@ def main(args: argparse.Namespace) -> dict:
     write_results(out, payload)
     _plot(rows, real_scores, out.with_suffix(".png"))
     return payload
+
+
+def _pitch_by_range(
+    clf: NoteClassifier, mels: torch.Tensor, programs: torch.Tensor, pitches: torch.Tensor
+) -> dict[str, float]:
+    """The classifier's exact pitch accuracy below MIDI ``PYIN_MIN_MIDI`` and from it up, with the note counts:
+    the low notes' harmonics are about one 80-bin mel band apart, where the pitch is hardest to render."""
+    low = pitches < PYIN_MIN_MIDI
+    out: dict[str, float] = {}
+    for name, mask in ((f"below_midi_{PYIN_MIN_MIDI}", low), (f"from_midi_{PYIN_MIN_MIDI}", ~low)):
+        out[f"num_notes_{name}"] = float(mask.sum())
+        if mask.any():
+            sub = note_metrics(clf, mels[mask], programs[mask], pitches[mask])
+            out[f"pitch_accuracy_{name}"] = sub["pitch_accuracy"]
+    return out
 
 
 def _independent_judge(
