@@ -79,6 +79,7 @@ def fit_heldout(rows: list[dict[str, float]], floor: dict[str, float], wer_margi
     out["copy_wer"] = {
         "fit": f"log(WER) = {slope:.3f} * log(step) + {intercept:.3f}",
         "exponent": float(slope),
+        "scale": float(math.exp(intercept)),
         "target": target,
         "steps_to_target": float(math.exp((math.log(target) - intercept) / slope)) if slope < 0 else None,
     }
@@ -188,8 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ax.plot(s, [r["copy_wer"] for r in rows], "o", color="C0", label=f"{label}: copy WER")
         ax.plot(
             grid,
-            np.exp(np.polyval([fit["copy_wer"]["exponent"], 0], np.log(grid)))
-            * np.exp(np.polyfit(np.log(s), np.log([r["copy_wer"] for r in rows]), 1)[1]),
+            fit["copy_wer"]["scale"] * grid ** fit["copy_wer"]["exponent"],
             color="C0",
             lw=1,
         )

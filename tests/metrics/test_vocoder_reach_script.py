@@ -36,7 +36,9 @@ def test_a_curve_levelling_off_above_the_floor_never_reaches_it():
 def test_heldout_fits_give_the_steps_to_the_targets():
     rows = [{"step": s, "copy_wer": 8.0 * s**-0.5, "pesq_wb": 1.0 + 1e-4 * s} for s in (400, 900, 1600)]
     fit = reach.fit_heldout(rows, {"copy_wer": 0.05, "pesq_wb": 2.0}, wer_margin=0.05)
-    assert fit["copy_wer"]["exponent"] == pytest.approx(-0.5)
+    assert fit["copy_wer"]["exponent"] == pytest.approx(-0.5) and fit["copy_wer"]["scale"] == pytest.approx(
+        8.0
+    )
     assert fit["copy_wer"]["steps_to_target"] == pytest.approx((8.0 / 0.1) ** 2, rel=1e-6)
     assert fit["pesq_wb"]["steps_to_target"] == pytest.approx(10_000, rel=1e-6)
     flat = [{**r, "pesq_wb": 1.06} for r in rows]
