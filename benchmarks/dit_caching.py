@@ -24,7 +24,7 @@ instrument corpus is not needed). Also the speed (random weights, 16 steps, batc
 
 Writes ``benchmarks/results/dit_caching.{json,png}``::
 
-    python benchmarks/dit_caching.py                 # 6 repeats at batch 1, 5 at batch 4: 15-20 minutes here
+    python benchmarks/dit_caching.py                 # 6 repeats at batch 1, 5 at batch 4: 20-25 minutes here
     python benchmarks/dit_caching.py --quick         # smoke run: 8 steps, a few configs, 1 repeat
 """
 

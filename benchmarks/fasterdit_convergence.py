@@ -15,7 +15,7 @@
 vanilla's at the last checkpoint; ratio = vanilla's budget / that step (the paper: 7x on ImageNet).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/fasterdit_convergence.py --toy_steps 1500 \\
-        --toy_every 150 --toy_seeds 2 --mel_steps 2400 --mel_every 300 --mel_seeds 2
+        --toy_every 150 --toy_seeds 3 --mel_steps 4800 --mel_every 800 --mel_seeds 3 --mel_recipes vanilla,fasterdit
 """
 
 from __future__ import annotations

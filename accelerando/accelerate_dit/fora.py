@@ -30,19 +30,21 @@ Beyond FORA, two options aim at TaylorSeer-class speed (``benchmarks/dit_caching
   skipped work turns into speed. Blocks that map tokens to tokens (MelDiT, DiT, PixArt, Stable Audio).
 - ``level="output"`` caches the model's output itself (the velocity): a cached step runs nothing of the model, only
   the forecast (with ``"taylor1"`` an Adams-Bashforth-like extrapolation of the velocity in the timestep). On the
-  trained MelDiT it is both the cheapest and, at N = 4, the closest to the uncached output of the three levels.
+  trained MelDiT it is the cheapest; at equal model calls the three levels' first-order forecasts stay within about
+  3 dB of each other (``benchmarks/results/dit_caching.json``).
 - ``threshold`` replaces the fixed intervals by a calibration-free adaptive refresh (after TeaCache, Liu et al.,
   arXiv 2411.19108, without its fitted rescaling): at every step the first block's timestep-modulated input
   ``norm1(x) * (1 + scale) + shift`` is computed (one norm and one small linear layer), its relative L1 change since
   the previous step is accumulated, and the step refreshes once the sum reaches ``threshold`` (then it restarts
-  from 0). Fast-moving parts of the trajectory thus refresh more often, with no calibration run. Measured on MelDiT
-  it did not beat the uniform ``interval=4`` at equal model calls (the signal spaces the middle refreshes too far
-  apart), and on random-weight DiT / PixArt a threshold fit for MelDiT refreshes at nearly every step: the
-  threshold is model-specific.
+  from 0). Fast-moving parts of the trajectory thus refresh more often, with no calibration run. On the 5000-step
+  MelDiT at 8 model calls (threshold 0.14) it is 4-6 dB closer than the uniform ``interval=4`` but still under
+  40 dB; on random-weight DiT / PixArt a threshold fit for MelDiT refreshes at nearly every step: the threshold is
+  model-specific.
 
-The setting that meets ">= 3.5x at >= 40 dB" on the trained MelDiT (32 Euler steps, batch 1 and 4) is
-``FORAConfig(level="output", interval=4, forecast="taylor1")``; ``"taylor2"`` loses to ``"taylor1"`` at every interval
-there (``benchmarks/results/dit_caching.json``).
+On the 5000-step MelDiT (32 Euler steps, batch 1 and 4) nothing reaches ">= 3.5x at >= 40 dB": the fastest settings
+above 40 dB refresh every 3rd step with ``"taylor1"`` (about 3x at 49-50 dB); ``interval=4`` falls to 33-35.5 dB
+(on the earlier 2800-step model ``FORAConfig(level="output", interval=4, forecast="taylor1")`` met it).
+``"taylor2"`` loses to ``"taylor1"`` at every interval there (``benchmarks/results/dit_caching.json``).
 
 Step bookkeeping (``_hooks.StepTracker``): a call whose timestep is larger than the previous one starts a new
 generation and clears the caches; calls with an equal timestep (a separate unconditional pass) use their own
