@@ -113,7 +113,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--direction_loss_weight", type=float, default=None, help="Velocity-direction loss weight (0: off)."
     )
     parser.add_argument("--weight_decay", type=float, default=0.0)
+    parser.add_argument(
+        "--low_note_repeats",
+        type=int,
+        default=1,
+        help="Show each training note below --low_note_below this many times per epoch (1: the plain split). "
+        "The low notes are where the pitch misses are (the meldit-notes card).",
+    )
+    parser.add_argument(
+        "--low_note_below", type=int, default=41, help="MIDI pitch under which --low_note_repeats applies."
+    )
     args = parser.parse_args(argv)
+    if args.low_note_repeats < 1:
+        parser.error(
+            f"--low_note_repeats must be a whole number >= 1 (1 leaves the split as it is), got {args.low_note_repeats}"
+        )
     recipe = RECIPES[args.recipe]
     for flag, name in _RECIPE_FLAGS.items():
         if getattr(args, flag) is None:
@@ -132,6 +146,39 @@ def build_dataset(args: argparse.Namespace) -> Dataset:
     from accelerando.data import NoteDataset
 
     return NoteDataset(args.data_dir, split="train")
+
+
+def _item_pitches(dataset: Any) -> list[int]:
+    """Each item's MIDI pitch, from the manifest rows when the dataset has them (no audio is read)."""
+    rows = getattr(dataset, "rows", None)
+    if rows is not None:
+        return [int(row["pitch"]) for row in rows]
+    return [int(dataset[i]["pitch"]) for i in range(len(dataset))]
+
+
+class _Indexed(Dataset):
+    """``dataset`` seen through a list of indices (an index may repeat)."""
+
+    def __init__(self, dataset: Any, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+        self.rows = None if getattr(dataset, "rows", None) is None else [dataset.rows[i] for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.indices[i]]
+
+
+def oversample_low_notes(dataset: Any, below: int, repeats: int) -> Any:
+    """Every item with pitch ``< below`` appears ``repeats`` times (the rest once); ``repeats=1`` returns
+    ``dataset`` itself. The epoch's shuffle (seeded, resumable) then mixes the copies in."""
+    if repeats == 1:
+        return dataset
+    indices = [
+        i for i, pitch in enumerate(_item_pitches(dataset)) for _ in range(repeats if pitch < below else 1)
+    ]
+    return _Indexed(dataset, indices)
 
 
 def collate_notes(items: list[dict[str, Any]], num_frames: int) -> dict[str, torch.Tensor]:
@@ -243,7 +290,7 @@ def build_model(args: argparse.Namespace) -> MelDiT:
 
 def main(args: argparse.Namespace) -> MelDiT:
     accelerator = T.create_accelerator(args, project_name="meldit")
-    dataset = build_dataset(args)
+    dataset = oversample_low_notes(build_dataset(args), args.low_note_below, args.low_note_repeats)
     model = build_model(args)
     if model.config.num_frames != args.num_frames:
         args.num_frames = model.config.num_frames  # crops must fit the model it continues

@@ -79,3 +79,14 @@ def test_init_model_continues_a_pipeline_and_a_resume_needs_no_init(tmp_path, mo
     assert resumed.config.hidden_size == TINY["hidden_size"]
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         meldit_train.load_init_model(str(tmp_path / "no-such-model"))
+
+
+def test_low_notes_can_be_shown_more_often():
+    notes = [{**_note(16), "pitch": p} for p in (30, 40, 41, 60)]
+    assert meldit_train.oversample_low_notes(notes, below=41, repeats=1) is notes  # the plain split
+    seen = meldit_train.oversample_low_notes(notes, below=41, repeats=3)
+    assert sorted(seen[i]["pitch"] for i in range(len(seen))) == [30, 30, 30, 40, 40, 40, 41, 60]
+    args = meldit_train.parse_args(["--data_dir", "x", "--low_note_repeats", "4", "--low_note_below", "45"])
+    assert (args.low_note_repeats, args.low_note_below) == (4, 45)
+    with pytest.raises(SystemExit):
+        meldit_train.parse_args(["--data_dir", "x", "--low_note_repeats", "0"])
