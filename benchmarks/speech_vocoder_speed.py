@@ -6,6 +6,7 @@ one, else festival-free synthetic speech-like audio), batch 1, ``torch.set_num_t
 - Griffin-Lim (32 iterations, the quality floor and the speech engine's fallback);
 - the bundled mel vocoders at their default steps (PeriodWave-Turbo 4 steps, FreGrad 6 steps) and the
   bundled MelNEWT, also as FastNEWT (``to_fast()``: waveshapers as lookup tables);
+- a MelNEWT whose config turns on mel-envelope matching (``envelope_passes``) also without it, to show its cost;
 - MelNEWT streamed chunk by chunk (``stream()``, 4 / 8 / 16 / 32 mel frames per chunk: 46 to 372 ms), the
   way the speech engine feeds it.
 
@@ -21,6 +22,7 @@ NAME=PATH`` adds a checkpoint folder (e.g. a run's ``checkpoint-N/model``). Writ
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,10 @@ def vocoders(models: dict[str, str], bundled: bool) -> dict[str, Any]:
         out[name] = model
         if hasattr(model, "to_fast") and not model.config.use_lookup_table:
             out[f"{name} (FastNEWT)"] = model.to_fast().eval()
+        if getattr(model.config, "envelope_passes", 0):  # what the mel-envelope matching costs
+            plain = copy.deepcopy(model)
+            plain.register_to_config(envelope_passes=0)
+            out[f"{name} (envelope matching off)"] = plain
     return out
 
 

@@ -7,6 +7,8 @@ the STFT magnitude, ``T // hop`` frames), so any acoustic model can drive any vo
 - ``io``: :func:`load_audio`, :func:`save_audio` (atomic), :func:`resample` (soxr).
 - ``dwt``: :func:`dwt_haar`, :func:`idwt_haar` (orthonormal one-level Haar, FreGrad).
 - ``losses``: :class:`MultiResolutionSTFTLoss`, :class:`MultiScaleMelLoss`.
+- ``envelope``: :func:`match_mel_envelope`, :class:`MelEnvelopeMatch` (give a waveform the asked log-mel, keeping
+  its phase; streaming).
 - ``features``: :func:`extract_f0` (pYIN), :func:`cached_f0`, :func:`extract_loudness`, :func:`normalize_loudness`.
 
 Example::
@@ -19,6 +21,7 @@ Example::
 """
 
 from .dwt import dwt_haar, idwt_haar
+from .envelope import MelEnvelopeMatch, match_mel_envelope
 from .features import cached_f0, extract_f0, extract_loudness, normalize_loudness
 from .io import load_audio, resample, save_audio
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
@@ -26,6 +29,7 @@ from .mel import MelConfig, MelSpectrogram, mel_spectrogram
 
 __all__ = [
     "MelConfig",
+    "MelEnvelopeMatch",
     "MelSpectrogram",
     "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",
@@ -35,6 +39,7 @@ __all__ = [
     "extract_loudness",
     "idwt_haar",
     "load_audio",
+    "match_mel_envelope",
     "mel_spectrogram",
     "normalize_loudness",
     "resample",

@@ -290,3 +290,35 @@ def test_aperiodicity_bias_moves_unsure_bands_to_noise_and_zero_is_the_trained_m
     assert 0.05 * float(out[0.0].pow(2).mean()) < power < 0.9 * float(out[0.0].pow(2).mean())
     with pytest.raises(ValueError, match="aperiodicity_bias"):
         MelNEWT(aperiodicity_bias=1.0)
+
+
+def test_envelope_passes_apply_mel_envelope_matching_after_the_render():
+    from accelerando.audio import match_mel_envelope
+
+    mel = _mel(24, batch=2)
+    raw = _tiny().synthesize(mel, seed=3)
+    matched = _tiny(envelope_passes=2, envelope_max_gain_db=12.0).synthesize(mel, seed=3)
+    torch.testing.assert_close(matched, match_mel_envelope(raw, mel, MelConfig(), passes=2, max_gain_db=12.0))
+    before = (mel_spectrogram(raw, MelConfig()) - mel).abs().mean()
+    assert (mel_spectrogram(matched, MelConfig()) - mel).abs().mean() < before
+
+
+@pytest.mark.parametrize("blocks", [[30], [1] * 30, [7, 6, 17], [3, 27]])
+def test_stream_with_envelope_passes_equals_one_call(blocks):
+    model = _tiny(envelope_passes=2).to_fast()
+    mel = _mel(sum(blocks), batch=2, seed=4)
+    whole = model.synthesize(mel, seed=5)
+    stream = model.stream(batch_size=2, seed=5)
+    parts, start = [], 0
+    for n in blocks:
+        parts.append(stream.push(mel[..., start : start + n]))
+        start += n
+    parts.append(stream.finish())
+    torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=5e-5, rtol=1e-4)
+
+
+def test_envelope_settings_are_checked():
+    with pytest.raises(ValueError, match="envelope_passes must be a whole number >= 0"):
+        _tiny(envelope_passes=-1)
+    with pytest.raises(ValueError, match="envelope_max_gain_db must be positive"):
+        _tiny(envelope_max_gain_db=0.0)

@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 
+from ...audio.envelope import MelEnvelopeMatch, match_mel_envelope
+from ...audio.mel import MelConfig
 from ...modeling import AccelerandoModel
 from ..contract import ConfigRates
 from .layers import (
@@ -186,6 +188,12 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         aperiodicity_bias: inference only (0 in training): subtracted from the band logits, ``w =
             sigmoid(logit - bias)``; above 0 it moves the bands the model is unsure of towards noise, while the
             bands it is sure are periodic (logit >> bias) keep their harmonics.
+        envelope_passes: inference only (0: off; training never uses it): :meth:`synthesize` and :meth:`stream`
+            pass the rendered audio through this many mel-envelope matching passes
+            (:func:`accelerando.audio.match_mel_envelope`): a bounded, smooth gain per STFT bin that moves the
+            output's log-mel to the input mel while keeping its phase and harmonics. Each pass costs one STFT and
+            one overlap-add and holds a stream back by 640 samples (29 ms) plus up to a hop.
+        envelope_max_gain_db: the largest boost or cut of one envelope pass, in dB.
     """
 
     streams_mel = True  # ``stream()`` carries state chunk to chunk (the speech engine uses it)
@@ -216,8 +224,18 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         voicing_temperature: float = 1.0,
         aperiodicity_bands: int = 0,
         aperiodicity_bias: float = 0.0,
+        envelope_passes: int = 0,
+        envelope_max_gain_db: float = 24.0,
     ) -> None:
         super().__init__()
+        if isinstance(envelope_passes, bool) or not isinstance(envelope_passes, int) or envelope_passes < 0:
+            raise ValueError(
+                f"MelNEWT envelope_passes must be a whole number >= 0 (0: off); got {envelope_passes!r}"
+            )
+        if not envelope_max_gain_db > 0:
+            raise ValueError(
+                f"MelNEWT envelope_max_gain_db must be positive (dB); got {envelope_max_gain_db!r}"
+            )
         for name, value in dict(
             voicing_temperature=voicing_temperature,
             sample_rate=sample_rate, hop_length=hop_length, n_mels=n_mels, mel_std=mel_std,
@@ -502,7 +520,22 @@ class MelNEWT(ConfigRates, AccelerandoModel):
         ``seed`` (or a seed drawn from ``generator``) fixes the noise.
         """
         mel = self.check_mel(mel)
-        return self(mel, seed=seed, generator=generator).audio.float()
+        audio = self(mel, seed=seed, generator=generator).audio.float()
+        if self.config.envelope_passes:
+            audio = match_mel_envelope(
+                audio,
+                mel.float(),
+                self.mel_config,
+                self.config.envelope_passes,
+                self.config.envelope_max_gain_db,
+            )
+        return audio
+
+    @property
+    def mel_config(self) -> MelConfig:
+        """The mel front end this model's mels come from (:class:`accelerando.audio.MelConfig` with its rates)."""
+        cfg = self.config
+        return MelConfig(sample_rate=cfg.sample_rate, hop_length=cfg.hop_length, n_mels=cfg.n_mels)
 
     @torch.inference_mode()
     def predict_f0(self, mel: Tensor) -> tuple[Tensor, Tensor]:
@@ -563,7 +596,9 @@ class MelNEWTStream:
     one :meth:`MelNEWT.synthesize` call with the same seed (to float tolerance).
 
     The first ``hop // 2`` rendered samples are dropped (half-hop alignment) and ``finish`` renders the
-    last frame once more to emit the final ``hop // 2`` samples.
+    last frame once more to emit the final ``hop // 2`` samples. With ``envelope_passes`` in the model's config
+    the audio then goes through a streaming :class:`accelerando.audio.MelEnvelopeMatch` (the same passes as
+    :meth:`MelNEWT.synthesize`), which holds back its analysis window.
 
     Args:
         model: the vocoder (``eval()`` mode).
@@ -589,6 +624,12 @@ class MelNEWTStream:
         self._skip = model.config.hop_length // 2
         self._last: Tensor | None = None
         self._finished = False
+        cfg = model.config
+        self._envelope = (
+            MelEnvelopeMatch(model.mel_config, cfg.envelope_passes, cfg.envelope_max_gain_db, batch_size)
+            if cfg.envelope_passes
+            else None
+        )
 
     @property
     def frames_pushed(self) -> int:
@@ -607,15 +648,23 @@ class MelNEWTStream:
         if self._skip:
             cut = min(self._skip, audio.shape[-1])
             audio, self._skip = audio[:, cut:], self._skip - cut
+        if self._envelope is not None:
+            return self._envelope.push(audio.float(), mel.float())
         return audio.float()
 
     @torch.inference_mode()
     def finish(self) -> Tensor:
-        """The last ``hop // 2`` samples (renders the last frame once more); the stream is then over."""
+        """The last ``hop // 2`` samples (renders the last frame once more), and what the envelope matching
+        held back; the stream is then over."""
         if self._finished:
             raise RuntimeError("finish() was already called on this MelNEWTStream")
         self._finished = True
         if self._last is None:
             return torch.zeros(self.batch_size, 0)
         audio, self.state = self._render(self._last, self.state)
-        return audio[:, : self.model.config.hop_length // 2].float()
+        audio = audio[:, : self.model.config.hop_length // 2].float()
+        if self._envelope is not None:
+            return torch.cat(
+                [self._envelope.push(audio, self._last[..., :0].float()), self._envelope.finish()], -1
+            )
+        return audio
