@@ -15,7 +15,9 @@ teacher, not against the Griffin-Lim floor.
 
 Speed: ``compare_speed`` (interleaved, one torch thread) on the mel of the first test utterance, as a ratio to the
 teacher's default (Turbo 4 Euler steps; FreGrad 6 steps). Quality: the first ``--num-utterances`` held-out test
-utterances of at most ``--max-seconds``, M-STFT, PESQ-wb and V/UV F1 (pYIN) against the recording, seeded per item.
+utterances of at most ``--max-seconds``, M-STFT, PESQ-wb and V/UV F1 (pYIN) against the recording, seeded per item,
+and the word error rate of PocketSphinx (:func:`accelerando.metrics.transcribe`) against the utterance's text (the
+mean over utterances; ``reference_wer`` is the recordings' own, the recognizer's floor on these voices).
 Writes ``benchmarks/results/vocoder_plugins.{json,png}``::
 
     OMP_NUM_THREADS=1 python benchmarks/vocoder_plugins.py                     # ~15 min on a shared 2-core CPU
@@ -40,6 +42,7 @@ from accelerando.accelerate_dit.sim import train_vocoder
 from accelerando.accelerate_dit.sim.vocoders import SIMVocoder
 from accelerando.accelerate_dit.vocoder_cache import PeriodWaveCacheConfig, apply_periodwave_cache
 from accelerando.audio import mel_spectrogram
+from accelerando.metrics import transcribe, word_error_rate
 from accelerando.metrics.perceptual import pesq_wb
 from accelerando.metrics.pitch import pitch_track, vuv_f1
 from accelerando.metrics.report import environment, save_figure, summarize, write_results
@@ -50,7 +53,7 @@ from accelerando.pretrained.loading import load
 from accelerando.vocoders import FreGrad, PeriodWave, PeriodWaveTurbo
 
 SAMPLE_RATE, HOP = 22050, 256
-METRICS = {"mstft": False, "pesq_wb": True, "vuv_f1": True}  # name -> higher is better
+METRICS = {"mstft": False, "pesq_wb": True, "vuv_f1": True, "wer": False}  # name -> higher is better
 
 
 @dataclass
@@ -142,9 +145,23 @@ def distill(teacher: str, out: Path, args: argparse.Namespace, extra: list[str])
     return student.eval(), time.perf_counter() - started
 
 
+def corpus_texts(corpus: str) -> dict[str, str]:
+    """Utterance id -> text, from an LJSpeech-style ``metadata.csv`` (id|text|normalised text|...); {} without one."""
+    path = Path(corpus) / "metadata.csv"
+    if not path.is_file():
+        return {}
+    rows = (line.split("|") for line in path.read_text(encoding="utf-8").splitlines() if "|" in line)
+    return {row[0]: (row[2] if len(row) > 2 and row[2] else row[1]) for row in rows}
+
+
+def _wer(wav: np.ndarray, text: str) -> float:
+    return word_error_rate([text], [transcribe(wav, SAMPLE_RATE)]) if text else float("nan")
+
+
 def test_items(corpus: str, count: int, max_seconds: float) -> list[dict[str, Any]]:
     """The first ``count`` test utterances of at most ``max_seconds``: audio trimmed to whole frames, mel, voicing."""
     items = []
+    texts = corpus_texts(corpus)
     for item in iter_corpus(corpus, "test"):
         audio = torch.as_tensor(item["audio"]).float().reshape(-1)
         frames = audio.shape[-1] // HOP
@@ -157,6 +174,7 @@ def test_items(corpus: str, count: int, max_seconds: float) -> list[dict[str, An
                 "ref": ref,
                 "mel": mel_spectrogram(ref),
                 "seconds": len(ref) / SAMPLE_RATE,
+                "text": texts.get(str(item["id"]), ""),
             }
         )
         items[-1]["ref_voiced"] = pitch_track(ref.numpy(), SAMPLE_RATE)[1]
@@ -178,11 +196,13 @@ def score(systems: dict[str, System], items: list[dict[str, Any]]) -> dict[str, 
                         "mstft": mstft_distance(wav, ref),
                         "pesq_wb": pesq_wb(wav, ref, SAMPLE_RATE),
                         "vuv_f1": vuv_f1(pitch_track(wav, SAMPLE_RATE)[1], item["ref_voiced"]),
+                        "wer": _wer(wav, item["text"]),
                     }
                 )
             print(f"quality: item {i + 1}/{len(items)} done", flush=True)
     summary = {name: {m: summarize([r[m] for r in rs]) for m in METRICS} for name, rs in rows.items()}
-    return {"summary": summary, "items": rows}
+    reference = [_wer(item["ref"].numpy(), item["text"]) for item in items]
+    return {"summary": summary, "items": rows, "reference_wer": summarize(reference)}
 
 
 def speed(systems: dict[str, System], mel: torch.Tensor, repeats: int) -> dict[str, Any]:
@@ -338,7 +358,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             q = block["quality"]["summary"][name]
             print(
                 f"{name:<40} {block['speed']['speedup_vs_baseline'][name]:5.2f}x  "
-                + "  ".join(f"{m} {q[m]['mean']:.3f}" for m in METRICS),
+                + "  ".join(
+                    f"{m} {q[m]['mean'] if q[m]['mean'] is None else round(q[m]['mean'], 3)}" for m in METRICS
+                ),
                 flush=True,
             )
     payload["seconds_total"] = time.perf_counter() - started
