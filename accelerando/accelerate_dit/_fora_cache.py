@@ -224,21 +224,44 @@ class FORAOutputHook(SubmoduleHook):
     """``level="output"``: caches the model's output and forecasts it on cached steps, where nothing of the model runs.
 
     Reads the call's ``hidden_states`` (for its batch) and ``return_dict`` (for the output's form); the first field of
-    the output (``sample``) is cached.
+    the output (``sample``) is cached. With ``flow_timestep_scale`` set (``forecast_space="noise"``) the cache holds
+    the noise estimate ``x + (1 - s) v`` of a rectified-flow velocity ``v`` at noise level
+    ``s = timestep / flow_timestep_scale`` and a cached step returns ``(forecast - x) / (1 - s)``.
     """
 
     priority = 0  # inside the step tracker
     tracker: StepTracker
+    _EDGE = 1e-4  # within this of s = 1 the noise estimate carries no velocity: such a step always computes
 
-    def __init__(self, cache: StackCache) -> None:
+    def __init__(self, cache: StackCache, flow_timestep_scale: float | None = None) -> None:
         self.cache = cache
+        self.scale = flow_timestep_scale
         self.output_class: tuple[type, str] | None = None  # the output dataclass and its first field
+
+    def _keep(self) -> float:
+        """``1 - s`` of this call (noise space only); ``ValueError`` when the timestep is no noise level."""
+        t = self.tracker.timestep
+        if t is None:
+            raise ValueError("FORA forecast_space='noise' needs the model's timestep; this call passed none.")
+        s = t / self.scale
+        if not -1e-6 <= s <= 1 + 1e-6:
+            raise ValueError(
+                f"FORA forecast_space='noise' reads the noise level s = timestep / {self.scale:g} = {s:.4g}, "
+                f"outside [0, 1]: set flow_timestep_scale to the timestep of s = 1 (1000, or 1 for Flux)."
+            )
+        return 1.0 - s
 
     def new_forward(self, module: nn.Module, forward: Any, *args: Any, **kwargs: Any) -> Any:
         inputs = read_forward_inputs(module, args, kwargs)
-        entry = self.cache.lookup(self.tracker, inputs["hidden_states"])
+        x = inputs["hidden_states"]
+        keep = self._keep() if self.scale is not None else 1.0
+        entry = self.cache.lookup(self.tracker, x)
+        if self.scale is not None and keep < self._EDGE:
+            entry = None
         if entry is not None and (self.output_class is not None or not inputs.get("return_dict", True)):
             value = self.cache.serve(self.tracker, None, entry)
+            if self.scale is not None:
+                value = (value - x) / keep
             if not inputs.get("return_dict", True):
                 return (value,)
             kind, name = self.output_class
@@ -246,7 +269,15 @@ class FORAOutputHook(SubmoduleHook):
         output = forward(*args, **kwargs)
         if not isinstance(output, tuple):
             self.output_class = (type(output), next(iter(output.keys())))
-        self.cache.store(self.tracker, output[0])
+        value = output[0]
+        if self.scale is not None:
+            if value.shape != x.shape:
+                raise ValueError(
+                    f"FORA forecast_space='noise' needs an output shaped like the input (a velocity); this model "
+                    f"returns {tuple(value.shape)} for an input of {tuple(x.shape)}: use forecast_space='velocity'."
+                )
+            value = x + keep * value
+        self.cache.store(self.tracker, value)
         return output
 
 

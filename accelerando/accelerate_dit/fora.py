@@ -79,11 +79,21 @@ from accelerando.accelerate_dit._registry import SLOTS, find_blocks
 
 _Schedule = Schedule  # the name older code and tests import
 
-__all__ = ["FORA_HOOK", "FORECASTS", "LEVELS", "FORAConfig", "FORAHook", "FORAState", "apply_fora"]
+__all__ = [
+    "FORA_HOOK",
+    "FORECASTS",
+    "FORECAST_SPACES",
+    "LEVELS",
+    "FORAConfig",
+    "FORAHook",
+    "FORAState",
+    "apply_fora",
+]
 
 FORA_HOOK = "fora"
 FORECASTS = ("none", "taylor1", "taylor2")
 LEVELS = ("submodules", "blocks", "output")
+FORECAST_SPACES = ("velocity", "noise")
 
 
 @dataclass
@@ -112,6 +122,13 @@ class FORAConfig:
             ``refresh_steps``; ``warmup_steps`` still compute. Not with ``level="output"``.
         max_cached_steps: with ``threshold``, the most consecutive cached steps before a forced refresh
             (``None``: no limit).
+        forecast_space: with ``level="output"`` and a rectified-flow model (``x_s = (1 - s) x_0 + s eps``, output
+            the velocity ``v = eps - x_0``): ``"velocity"`` forecasts the output itself; ``"noise"`` forecasts the
+            model's noise estimate ``x_s + (1 - s) v`` and turns it back into a velocity with the current input,
+            ``v = (forecast - x_s) / (1 - s)``, so a cached step follows the sample it is given. ``s`` is
+            ``timestep / flow_timestep_scale``.
+        flow_timestep_scale: the timestep of noise level ``s = 1`` (1000 for MelDiT and diffusers' SD3-style
+            transformers; 1 where the pipeline passes ``s`` itself, as Flux's does).
 
     Example::
 
@@ -139,6 +156,8 @@ class FORAConfig:
     level: str = "submodules"
     threshold: float | None = None
     max_cached_steps: int | None = None
+    forecast_space: str = "velocity"
+    flow_timestep_scale: float = 1000.0
 
     def __post_init__(self) -> None:
         intervals = [self.interval]
@@ -176,6 +195,18 @@ class FORAConfig:
             raise ValueError(f"FORA max_cached_steps {most!r} is not accepted: use None or an integer >= 1.")
         if most is not None and threshold is None:
             raise ValueError("FORA max_cached_steps applies to the adaptive refresh only: set threshold too.")
+        if self.forecast_space not in FORECAST_SPACES:
+            raise ValueError(
+                f"FORA forecast_space {self.forecast_space!r} is not supported; choose one of {FORECAST_SPACES}."
+            )
+        if self.forecast_space == "noise" and self.level != "output":
+            raise ValueError(
+                f"FORA forecast_space='noise' converts the model's output (a velocity), so it needs "
+                f"level='output', got level={self.level!r}."
+            )
+        scale = self.flow_timestep_scale
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+            raise ValueError(f"FORA flow_timestep_scale {scale!r} is not accepted: use a finite number > 0.")
 
     def _step_lists(self) -> list[Sequence[int]]:
         steps = self.refresh_steps
@@ -370,7 +401,8 @@ def apply_fora(model: nn.Module, config: FORAConfig | None = None) -> FORAState:
             )
         schedule = Schedule(int(config.interval), config.warmup_steps, config.refresh_steps_for(0, 1))
         cache = StackCache(FORECASTS.index(config.forecast), schedule, state)
-        attach_plugin(model, FORA_HOOK, [(model, FORAOutputHook(cache))], [state])
+        scale = config.flow_timestep_scale if config.forecast_space == "noise" else None
+        attach_plugin(model, FORA_HOOK, [(model, FORAOutputHook(cache, scale))], [state])
         return state
     hooks: list[tuple[nn.Module, SubmoduleHook]] = []
     block_hooks: dict[int, SubmoduleHook] = {}

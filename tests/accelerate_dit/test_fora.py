@@ -331,6 +331,7 @@ NO_OP = [(name, {"level": "output", "interval": 1}) for name in sorted(MODELS)]
 NO_OP += [(name, {"level": "blocks", "interval": 1, "forecast": "taylor2"}) for name in STACKABLE]
 NO_OP += [(name, {"level": "blocks", "threshold": 0.0}) for name in STACKABLE]
 NO_OP += [(name, {"threshold": 0, "forecast": "taylor1"}) for name in sorted(MODELS)]
+NO_OP += [("MelDiT", {"level": "output", "interval": 1, "forecast": "taylor1", "forecast_space": "noise"})]
 
 
 @pytest.mark.parametrize(("name", "options"), NO_OP, ids=[f"{n}-{o}" for n, o in NO_OP])
@@ -398,6 +399,69 @@ def test_output_level_forecast_is_exact_on_a_velocity_linear_in_the_timestep() -
         torch.testing.assert_close(got[step], expected[step])
     remove_acceleration(model)
     assert model.forward.__func__ is forward and type(model).forward is original
+
+
+def _noise_linear_model(times: list[float]) -> tuple[MelDiT, list[torch.Tensor], list[torch.Tensor]]:
+    """A MelDiT whose noise estimate ``x + (1 - s) v`` is linear in ``s``, called on a new input at every step."""
+    model = meldit()
+    args, _ = meldit_inputs()
+    e0, e1 = torch.randn(args[0].shape, generator=torch.Generator().manual_seed(3)), args[0]
+    inputs = [
+        torch.randn(args[0].shape, generator=torch.Generator().manual_seed(10 + i)) for i in range(len(times))
+    ]
+    velocities = []
+    for t, x in zip(times, inputs, strict=True):
+        s = t / 1000.0
+        velocities.append((e0 + s * e1 - x) / (1 - s))
+
+    def forward(self: MelDiT, hidden_states: torch.Tensor, timestep: torch.Tensor, *a, **k):  # noqa: ANN002, ANN003
+        return (velocities[times.index(float(timestep.max()))],)
+
+    model.forward = forward.__get__(model)
+    return model, inputs, velocities
+
+
+@pytest.mark.parametrize("space", ["velocity", "noise"])
+def test_noise_space_forecast_is_exact_on_a_noise_estimate_linear_in_the_noise_level(space: str) -> None:
+    """Rectified flow: forecasting the noise estimate follows the input of each cached step; the velocity does not."""
+    times = [950.0, 900.0, 820.0, 700.0, 560.0, 400.0, 220.0, 100.0]
+    model, inputs, expected = _noise_linear_model(times)
+    _, kwargs = meldit_inputs()
+    state = apply_fora(
+        model, FORAConfig(level="output", interval=3, forecast="taylor1", forecast_space=space)
+    )
+    got = [output(model, (x,), at_timestep(kwargs, t)) for t, x in zip(times, inputs, strict=True)]
+    assert (state.computed, state.reused) == (3, 5)  # steps 0, 3, 6 ran
+    for step in (0, 3, 6):
+        assert torch.equal(got[step], expected[step])
+    errors = [float((got[step] - expected[step]).abs().max()) for step in (4, 5, 7)]
+    if space == "noise":  # after the second refresh (step 3) the line is known
+        assert max(errors) < 1e-4
+    else:  # the velocity is not linear in s here: its forecast misses
+        assert min(errors) > 1e-2
+
+
+def test_noise_space_refuses_what_it_cannot_convert() -> None:
+    with pytest.raises(ValueError, match="forecast_space='noise'.*level='output', got level='blocks'"):
+        FORAConfig(level="blocks", forecast_space="noise")
+    with pytest.raises(ValueError, match="forecast_space 'eps' is not supported"):
+        FORAConfig(level="output", forecast_space="eps")
+    with pytest.raises(ValueError, match="flow_timestep_scale 0 is not accepted"):
+        FORAConfig(level="output", forecast_space="noise", flow_timestep_scale=0)
+    model = meldit()
+    args, kwargs = meldit_inputs()  # timestep 500: s = 500 with a scale of 1
+    apply_fora(model, FORAConfig(level="output", forecast_space="noise", flow_timestep_scale=1.0))
+    with pytest.raises(ValueError, match=r"s = timestep / 1 = 500, outside \[0, 1\].*flow_timestep_scale"):
+        output(model, args, kwargs)
+    wide = meldit()  # a learned-variance output: twice the input's channels
+
+    def forward(self: MelDiT, hidden_states: torch.Tensor, timestep: torch.Tensor, *a, **k):  # noqa: ANN002, ANN003
+        return (torch.cat([hidden_states, hidden_states], 1),)
+
+    wide.forward = forward.__get__(wide)
+    apply_fora(wide, FORAConfig(level="output", forecast_space="noise"))
+    with pytest.raises(ValueError, match="output shaped like the input.*forecast_space='velocity'"):
+        output(wide, args, kwargs)
 
 
 def _policy_run(
