@@ -14,7 +14,10 @@ Every config generates the same notes from the same noise with ``MelDiTPipeline`
 
 Configs: ``fora_<forecast>_N<n>`` (today's FORA: each block's attention / MLP cached; ``none`` / ``taylor1`` /
 ``taylor2``, N = 2..6), ``output_<forecast>_N<n>`` (``FORAConfig(level="output")``: the model's output is cached and
-forecast, a cached step runs nothing of the model), ``blocks_taylor1_N<n>`` (the residual of the block stack; the
+forecast, a cached step runs nothing of the model), ``output_noise_taylor1_N<n>`` (the same with
+``forecast_space="noise"``: the noise estimate ``x + (1 - s) v`` is forecast and turned back into a velocity with
+the current input), ``output[_noise]_taylor1_front8`` (8 refreshes at the front-loaded steps ``FRONT8``),
+``blocks_taylor1_N<n>`` (the residual of the block stack; the
 embedders and final layer still run), ``adaptive_<thr>[_max<k>]`` (``FORAConfig(level="blocks", threshold=thr,
 max_cached_steps=k)``: the calibration-free refresh on the first block's modulated input), diffusers'
 ``TaylorSeerCache`` (the same sub-modules as FORA, intervals 3-5, order 1 and 2) and ``MagCache`` (its
@@ -59,6 +62,17 @@ from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.pretrained import pretrained_path
 
 TARGET = {"speedup": 3.5, "psnr_db": 40.0}
+# 8 refreshes of a 32-step generation, front-loaded: found by a coordinate search over the refresh steps on 8
+# validation-style notes (other pitches, programs and seeds than the notes below) with the noise-space forecast,
+# benchmarks/dit_caching_schedule.py; scaled to other step counts.
+FRONT8 = (0, 2, 3, 5, 8, 12, 20, 29)
+
+
+def front8(steps: int) -> list[int]:
+    """``FRONT8`` scaled from 32 steps to ``steps`` (repeats dropped)."""
+    return sorted({min(steps - 1, round(s * steps / 32)) for s in FRONT8})
+
+
 Apply = Callable[[nn.Module], Any]
 
 
@@ -72,6 +86,17 @@ def meldit_configs(mag_ratios: list[float], steps: int, quick: bool) -> dict[str
     for forecast in ("none", "taylor1", "taylor2"):
         for n in intervals:
             out[f"output_{forecast}_N{n}"] = (fora(n, forecast, level="output"), False)
+    for n in (3, 4):
+        out[f"output_noise_taylor1_N{n}"] = (
+            fora(n, "taylor1", level="output", forecast_space="noise"),
+            False,
+        )
+    front = {"refresh_steps": front8(steps), "interval": steps}  # nothing refreshes after the listed steps
+    out["output_taylor1_front8"] = (fora(forecast="taylor1", level="output", **front), False)
+    out["output_noise_taylor1_front8"] = (
+        fora(forecast="taylor1", level="output", forecast_space="noise", **front),
+        False,
+    )
     for n in (3, 4, 5):
         out[f"blocks_taylor1_N{n}"] = (fora(n, "taylor1", level="blocks"), False)
     for thr, most in ((0.1, None), (0.14, None), (0.2, 3)):
@@ -82,7 +107,8 @@ def meldit_configs(mag_ratios: list[float], steps: int, quick: bool) -> dict[str
     for thr, skips in ((0.12, 4), (0.24, 5), (0.5, 6)):
         out[f"magcache_{thr}"] = (magcache(mag_ratios, steps, thr, skips), True)
     if quick:
-        keep = ("plain", "fora_taylor1_N3", "output_taylor1_N4", "blocks_taylor1_N4", "adaptive_0.1")
+        keep = ("plain", "fora_taylor1_N3", "output_taylor1_N4", "output_noise_taylor1_front8", "blocks_taylor1_N4",
+                "adaptive_0.1")  # fmt: skip
         out = {k: v for k, v in out.items() if k in keep or k.startswith(("taylorseer_N4", "magcache_0.12"))}
     return out
 
@@ -211,6 +237,7 @@ def plot(meldit: dict[str, Any], path: Path, hardware: str) -> None:
         "output_none": ("output level, repeat", "tab:blue", "o"),
         "output_taylor1": ("output level, taylor1", "tab:blue", "s"),
         "output_taylor2": ("output level, taylor2", "tab:blue", "^"),
+        "output_noise_taylor1": ("output level, noise-space taylor1", "tab:cyan", "*"),
         "blocks_taylor1": ("block stack, taylor1", "tab:purple", "s"),
         "adaptive": ("adaptive (block stack, taylor1)", "tab:red", "D"),
         "taylorseer": ("diffusers TaylorSeerCache", "tab:green", "v"),

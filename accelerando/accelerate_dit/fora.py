@@ -41,10 +41,17 @@ Beyond FORA, two options aim at TaylorSeer-class speed (``benchmarks/dit_caching
   40 dB; on random-weight DiT / PixArt a threshold fit for MelDiT refreshes at nearly every step: the threshold is
   model-specific.
 
-On the 5000-step MelDiT (32 Euler steps, batch 1 and 4) nothing reaches ">= 3.5x at >= 40 dB": the fastest settings
-above 40 dB refresh every 3rd step with ``"taylor1"`` (about 3x at 49-50 dB); ``interval=4`` falls to 33-35.5 dB
-(on the earlier 2800-step model ``FORAConfig(level="output", interval=4, forecast="taylor1")`` met it).
-``"taylor2"`` loses to ``"taylor1"`` at every interval there (``benchmarks/results/dit_caching.json``).
+- ``forecast_space="noise"`` (with ``level="output"`` on a rectified-flow model) forecasts the model's noise estimate
+  ``x + (1 - s) v`` instead of the velocity and converts it back with the cached step's own input,
+  ``v = (forecast - x) / (1 - s)``: the forecast then follows the sample the sampler hands it. It pays where the
+  refreshes are front-loaded (the early, high-noise steps computed, long cached runs late); with uniform intervals,
+  which forecast the first steps (``1 - s`` near 0), the velocity forecast is better.
+
+On the 5000-step MelDiT (32 Euler steps) ">= 3.5x at >= 40 dB" is met by 8 front-loaded refreshes with the
+noise-space forecast, ``FORAConfig(level="output", forecast="taylor1", forecast_space="noise",
+refresh_steps=[0, 2, 3, 5, 8, 12, 20, 29], interval=32)`` (the steps searched on other notes by
+``benchmarks/dit_caching_schedule.py``; ``benchmarks/results/dit_caching.json``); uniform ``interval=4`` falls to
+32-35.5 dB, and ``"taylor2"`` loses to ``"taylor1"`` at every interval.
 
 Step bookkeeping (``_hooks.StepTracker``): a call whose timestep is larger than the previous one starts a new
 generation and clears the caches; calls with an equal timestep (a separate unconditional pass) use their own

@@ -242,7 +242,7 @@ def _notes_tab(cache: ModelCache) -> None:
             steps = gr.Slider(1, 50, value=16, step=1, label="Steps")
             sampler = gr.Radio(list(SAMPLERS), value="Euler", label="Sampler")
             tome = gr.Slider(0.0, 0.75, value=0.0, step=0.05, label="ToMe ratio (0 = off)")
-            fora = gr.Slider(1, 6, value=1, step=1, label="FORA interval (1 = off)")
+            fora = gr.Slider(1, 6, value=1, step=1, label="FORA interval, taylor1 forecast (1 = off)")
             sim_label = "One step (SIM)" + ("" if cache.has("meldit_sim") else " — no SIM checkpoint yet")
             one_step = gr.Checkbox(value=False, label=sim_label, interactive=cache.has("meldit_sim"))
             guidance = gr.Slider(1.0, 6.0, value=3.0, step=0.5, label="Guidance scale")

@@ -163,8 +163,10 @@ def generate_note(
                     apply_tome(transformer, ToMeConfig(ratio=float(tome_ratio)))
                     plugins.append(f"ToMe {float(tome_ratio):g}")
                 if int(fora_interval) > 1:
-                    apply_fora(transformer, FORAConfig(interval=int(fora_interval)))
-                    plugins.append(f"FORA every {int(fora_interval)}")
+                    # taylor1: closer to the plain output than repeating the cache at every interval
+                    # (benchmarks/results/dit_caching.json)
+                    apply_fora(transformer, FORAConfig(interval=int(fora_interval), forecast="taylor1"))
+                    plugins.append(f"FORA every {int(fora_interval)} (taylor1 forecast)")
                 mels, took = _run(
                     MelDiTPipeline, transformer, scheduler_cls.from_config(base), latents, labels, steps, cfg
                 )
