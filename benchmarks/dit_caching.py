@@ -57,7 +57,7 @@ from dit_plugins_speed import (
 from torch import nn
 
 from accelerando.generation import MelDiTPipeline
-from accelerando.metrics.report import environment, write_results
+from accelerando.metrics.report import environment, save_figure, write_results
 from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.pretrained import pretrained_path
 
@@ -267,10 +267,7 @@ def plot(meldit: dict[str, Any], path: Path, hardware: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{hardware[:80]}, 1 thread; dashed: target >= 3.5x at >= 40 dB", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

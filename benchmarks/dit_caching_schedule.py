@@ -31,7 +31,7 @@ from dit_plugins_quality import NoteGenerator, fidelity
 
 from accelerando.accelerate_dit import FORAConfig, apply_fora
 from accelerando.generation import MelDiTPipeline
-from accelerando.metrics.report import environment, write_results
+from accelerando.metrics.report import environment, save_figure, write_results
 from accelerando.metrics.timing import cpu_model
 from accelerando.pretrained import pretrained_path
 
@@ -140,10 +140,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{payload['hardware'][:80]}; {payload['model']}", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

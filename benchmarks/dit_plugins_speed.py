@@ -56,7 +56,7 @@ from accelerando.accelerate_dit import FORAConfig, ToMeConfig, apply_fora, apply
 from accelerando.accelerate_dit._registry import find_blocks
 from accelerando.generation import MelDiT
 from accelerando.generation.mel_dit import MelDiTBlock
-from accelerando.metrics.report import environment, write_results
+from accelerando.metrics.report import environment, save_figure, write_results
 from accelerando.metrics.timing import compare_speed, cpu_model
 
 # The targets; ToMe 0.5 is reported both as the paper's default (attention only) and with the MLP merged.
@@ -464,10 +464,7 @@ def plot(results: dict[str, dict], path: Path, hardware: str, threads: int) -> N
         "set by the cost of a cached step)",
         fontsize=8,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from accelerando.metrics.report import save_figure
 from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.tts import IncrementalFastPitch, TextFrontend
 
@@ -136,10 +137,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("latency to first mel (ms)")
         ax.set_title(f"Incremental FastPitch ({preset})")
         ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

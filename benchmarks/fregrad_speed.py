@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from accelerando.metrics.report import environment, write_results
+from accelerando.metrics.report import environment, save_figure, write_results
 from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.vocoders.fregrad import FreGrad
 from accelerando.vocoders.fregrad.baseline import PriorGradBaseline
@@ -96,10 +96,7 @@ def plot(runs: list[dict], params: dict[str, int], path: Path, hardware: str) ->
     )
     ax2.set_ylabel("parameters (M)")
     ax2.set_title(f"size ratio {params['fregrad'] / params['priorgrad']:.2f} (paper 0.6)", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from accelerando.metrics import compare_speed, mstft_distance, pitch_metrics
-from accelerando.metrics.report import environment, summarize, write_results
+from accelerando.metrics.report import environment, save_figure, summarize, write_results
 from accelerando.vocoders import NEWT
 
 SECONDS = 4.0
@@ -202,10 +202,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_ylabel("xRT (audio s / compute s)")
     ax.set_title(title, fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_quality(results: list[dict[str, Any]], path: Path) -> None:
@@ -226,10 +223,7 @@ def plot_quality(results: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("M-STFT vs recording (median)")
     ax.set_title("NEWT on held-out melodies (ground-truth controls)", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
