@@ -31,7 +31,7 @@ from dit_plugins_quality import NoteGenerator, fidelity
 
 from accelerando.accelerate_dit import FORAConfig, apply_fora
 from accelerando.generation import MelDiTPipeline
-from accelerando.metrics.report import environment, save_figure, write_results
+from accelerando.metrics.report import environment, save_figure, write_results_and_plot
 from accelerando.metrics.timing import cpu_model
 from accelerando.pretrained import pretrained_path
 
@@ -191,10 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - started,
         "environment": environment(),
     }
-    out = Path(args.out)
-    write_results(out.with_suffix(".json"), payload)
-    plot(payload, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    write_results_and_plot(args.out, payload, plot)
     return payload
 
 

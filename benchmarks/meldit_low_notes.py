@@ -29,7 +29,7 @@ from meldit_quality import load_pipeline
 
 from accelerando.generation import NoteClassifier
 from accelerando.generation.train_classifier import build_dataset, load_notes
-from accelerando.metrics.report import environment, save_figure, write_results
+from accelerando.metrics.report import environment, save_figure, write_results_and_plot
 from accelerando.metrics.timing import cpu_model
 from accelerando.pretrained import pretrained_path
 
@@ -118,10 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - started,
         "environment": environment(),
     }
-    out = Path(args.out)
-    write_results(out.with_suffix(".json"), payload)
-    plot(payload, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    write_results_and_plot(args.out, payload, plot)
     return payload
 
 

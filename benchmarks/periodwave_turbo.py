@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from accelerando.metrics import VOCODER_METRICS
-from accelerando.metrics.report import environment, save_figure, summarize, write_results
+from accelerando.metrics.report import environment, save_figure, summarize, write_results_and_plot
 from accelerando.metrics.timing import compare_speed, cpu_model
 from accelerando.metrics.vocoder_bench import run_vocoder
 from accelerando.vocoders import GriffinLim, PeriodWave, PeriodWaveTurbo
@@ -212,10 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         payload["quality_settings"] = {"corpus": args.corpus, "split": "test", "max_items": args.max_items}
         for name, stats in payload["quality"]["summary"].items():
             print(f"{name:<44}" + "  ".join(f"{m} {stats[m]['mean']}" for m in SHOWN), flush=True)
-    out = Path(args.out)
-    write_results(out.with_suffix(".json"), payload)
-    plot(payload, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    write_results_and_plot(args.out, payload, plot)
     return payload
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from accelerando.audio import save_audio
 from accelerando.cli import main
-from accelerando.metrics.report import summarize, write_results
+from accelerando.metrics.report import summarize, write_results, write_results_and_plot
 
 
 def _tone(seconds: float, seed: int) -> np.ndarray:
@@ -66,6 +66,20 @@ def test_write_results_is_strict_json_and_summarize_skips_non_finite(tmp_path: P
     stats = summarize([1.0, 3.0, float("nan"), float("inf")])
     assert stats["mean"] == 2.0 and stats["n"] == 2
     assert summarize([])["mean"] is None
+
+
+def test_write_results_and_plot_writes_both_next_to_each_other(tmp_path: Path, capsys):
+    seen = []
+
+    def plot(payload, path: Path) -> None:
+        seen.append((dict(payload), path))
+        path.write_bytes(b"png")
+
+    path = write_results_and_plot(tmp_path / "out" / "bench", {"speedup": np.float64(3.5)}, plot)
+    assert path == tmp_path / "out" / "bench.json" and json.loads(path.read_text()) == {"speedup": 3.5}
+    assert seen == [({"speedup": 3.5}, tmp_path / "out" / "bench.png")]
+    assert (tmp_path / "out" / "bench.png").read_bytes() == b"png"
+    assert f"wrote {path} and {tmp_path / 'out' / 'bench.png'}" in capsys.readouterr().out
 
 
 def test_bench_reads_an_instrument_note_corpus(tmp_path: Path):

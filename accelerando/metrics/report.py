@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,18 @@ def write_results(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
     path = Path(path)
     text = json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
     atomic_write_text(path, text)
+    return path
+
+
+def write_results_and_plot(
+    out: str | os.PathLike, payload: Mapping[str, Any], plot: Callable[[Mapping[str, Any], Path], Any]
+) -> Path:
+    """A benchmark's two outputs: ``payload`` as ``out.json`` (:func:`write_results`) and ``plot(payload, out.png)``;
+    says where they went and returns the JSON path."""
+    out = Path(out)
+    path = write_results(out.with_suffix(".json"), payload)
+    plot(payload, out.with_suffix(".png"))
+    print(f"wrote {path} and {out.with_suffix('.png')}")
     return path
 
 
