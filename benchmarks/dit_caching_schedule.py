@@ -4,7 +4,8 @@ The output-level cache (``FORAConfig(level="output", forecast="taylor1")``) runs
 forecasts the rest. Which steps to list matters more than anything else at 8 model calls (a 4x call bound): the
 early, high-noise steps change fastest. This script searches the list, on notes that ``dit_caching.py`` never uses:
 
-1. *search notes*: 8 validation-style notes (the checkpoint's trained programs in turn, pitches 50-81, seeds 500+);
+1. *search notes*: 8 validation-style notes (the checkpoint's trained programs in turn, pitches 50-81, seeds 500+;
+   guidance 1 unless ``--guidance-scale``: the best steps depend on it);
    the plain 32-step output is the reference (PSNR of the log-mel, as in ``dit_caching.py``);
 2. start from a front-loaded list; move one refresh step by one (earlier or later) at a time and keep a move when it
    gains more than 0.05 dB; stop when no move gains (or after ``--rounds``);
@@ -153,12 +154,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=6, help="the most passes over the refresh steps")
     parser.add_argument("--velocity", type=int, default=80)
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="the guidance the steps are searched for (1: the default)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 steps, 2 notes, one round")
     parser.add_argument("--out", default="benchmarks/results/dit_caching_schedule")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.rounds = 8, 1
-    args.guidance_scale = 1.0
     torch.set_num_threads(1)
     started = time.perf_counter()
     pipe = MelDiTPipeline.from_pretrained(args.model)
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": 1,
         "quick": args.quick,
         "steps": args.steps,
+        "guidance_scale": args.guidance_scale,
         "notes": {k: [{"programs": p, "pitches": q, "seed": s} for p, q, s in v] for k, v in sets.items()},
         "found": found,
         "trace": trace,
