@@ -68,9 +68,14 @@ TARGET = {"speedup": 3.5, "psnr_db": 40.0}
 FRONT8 = (0, 2, 3, 5, 8, 12, 20, 29)
 
 
+def scale_steps(listed: tuple[int, ...], steps: int) -> list[int]:
+    """Refresh steps listed for 32 steps, scaled to ``steps`` (repeats dropped)."""
+    return sorted({min(steps - 1, round(s * steps / 32)) for s in listed})
+
+
 def front8(steps: int) -> list[int]:
-    """``FRONT8`` scaled from 32 steps to ``steps`` (repeats dropped)."""
-    return sorted({min(steps - 1, round(s * steps / 32)) for s in FRONT8})
+    """``FRONT8`` scaled from 32 steps to ``steps``."""
+    return scale_steps(FRONT8, steps)
 
 
 Apply = Callable[[nn.Module], Any]

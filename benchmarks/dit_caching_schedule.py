@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dit_caching import scale_steps
 from dit_plugins_quality import NoteGenerator, fidelity
 
 from accelerando.accelerate_dit import FORAConfig, apply_fora
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipe.set_progress_bar_config(disable=True)
     pipe.transformer.eval()
     sets = note_sets(pipe.transformer.config.trained_programs or [0], args.quick)
-    start = sorted({min(args.steps - 1, round(s * args.steps / 32)) for s in START})
+    start = scale_steps(START, args.steps)
     found, trace = search(Scorer(pipe, args, sets["search"]), start, args.steps, "noise", args.rounds)
     schedules = {"found": found, "start": start, "uniform_N4": list(range(0, args.steps, 4))}
     check = Scorer(pipe, args, sets["check"])
