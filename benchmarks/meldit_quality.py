@@ -10,7 +10,9 @@ With ``--independent`` the same notes (and the real ones, at their own velocity)
 classifier (``accelerando.generation.note_check``): instrument by the nearest fluidsynth render of the asked
 pitch and velocity among the model's trained programs (``instrument_accuracy_render``), pitch by pYIN on the
 Griffin-Lim-vocoded note (``pitch_accuracy_pyin`` and ``_within_1``, ``pitch_octave_error_pyin``; over the
-``pyin_num_notes`` notes asked at MIDI 41 or above). Needs fluidsynth and the GM soundfont.
+``pyin_num_notes`` notes asked at MIDI 41 or above) and, below MIDI 41, by the nearest render of the asked
+program among the pitches within six semitones (``pitch_accuracy_render_low`` over ``render_low_num_notes``).
+Needs fluidsynth and the GM soundfont.
 
     python benchmarks/meldit_quality.py --model accelerando/pretrained/meldit-notes \\
         --corpus corpora/instruments --steps 8 16 32 --max-notes 45 [--independent]
@@ -114,7 +116,8 @@ def main(args: argparse.Namespace) -> dict:
             "of notes whose nearest fluidsynth render (the corpus's own rendering, at the asked pitch and "
             "velocity, one per trained program) is the asked program; *_pyin figures are pYIN on the "
             f"Griffin-Lim-vocoded note, over the pyin_num_notes notes asked at MIDI >= {PYIN_MIN_MIDI} (lower "
-            "ones are below the 80-bin mel's harmonic resolution). real_notes: the test notes themselves at their "
+            "ones are below the 80-bin mel's harmonic resolution; pitch_accuracy_render_low judges those by the "
+            "nearest render of the asked program within six semitones). real_notes: the test notes themselves at their "
             "own velocity; their instrument_accuracy_render is ~1 by construction (their own render is a "
             "candidate), their *_pyin figures are the pYIN floor (a few soundfont samples, e.g. some church "
             "organ notes, sound an octave off to pYIN)."

@@ -13,13 +13,16 @@ front end), so a real corpus note is at distance ~0 from the render of its own l
   (:class:`accelerando.vocoders.griffin_lim.GriffinLim`), pYIN (``librosa.pyin`` through
   :func:`accelerando.audio.extract_f0`) tracks f0 over MIDI 24-108, and the median f0 of the voiced frames is
   the note's pitch. It needs no render but fails on notes below MIDI 41 (:data:`PYIN_MIN_MIDI`), where the
-  80-bin mel does not resolve the harmonics; those notes are left out of the pitch figures. (A pitch by nearest
-  render of the asked program was tried and dropped: its spectral distance confuses timbre with pitch, and on
-  notes whose timbre differs from the renders it is far less reliable than pYIN.)
+  80-bin mel does not resolve the harmonics; those notes are left out of the pYIN figures.
+- **low pitch** (:func:`nearest_pitches`): for the notes asked below MIDI 41 only, the pitch within six
+  semitones of the asked one whose render (asked program and velocity) is nearest under :func:`note_distance`.
+  Over all notes this was tried and dropped for pYIN (the spectral distance confuses timbre with pitch when the
+  timbre differs from the renders); below MIDI 41, where pYIN hears nothing, adjacent keys of one program differ
+  mostly in the spectral envelope of the resampled sample, which this distance reads.
 
 :func:`independent_note_metrics` returns the batch figures (``instrument_accuracy_render``,
-``pitch_accuracy_pyin``, ...). :class:`NoteRenderer` caches the renders per (program,
-pitch, velocity) and renders all missing pitches of one (program, velocity) in one fluidsynth run, as the corpus
+``pitch_accuracy_pyin``, ``pitch_accuracy_render_low``, ...). :class:`NoteRenderer` caches the renders per
+(program, pitch, velocity) and renders all missing pitches of one (program, velocity) in one fluidsynth run, as the corpus
 does; its ``render_fn`` can be replaced (tests run without fluidsynth).
 
 Example::
@@ -61,6 +64,7 @@ __all__ = [
     "independent_note_metrics",
     "judge_notes",
     "mel_config_from",
+    "nearest_pitches",
     "nearest_programs",
     "note_distance",
     "pitch_from_mel",
@@ -375,6 +379,41 @@ def nearest_programs(
     return chosen, distances
 
 
+def nearest_pitches(
+    mels: torch.Tensor | np.ndarray,
+    programs: Sequence[int] | torch.Tensor,
+    pitches: Sequence[int] | torch.Tensor,
+    velocities: Sequence[int] | torch.Tensor,
+    renderer: NoteRenderer,
+    *,
+    span: int = 6,
+    envelope_weight: float = 1.0,
+    max_shift: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each note, the pitch within ``span`` semitones of the asked one whose render (asked program and
+    velocity) is nearest: the pitch check for notes too low for pYIN.
+
+    Returns ``(chosen (B,) int64 pitches, distances (B, 2 * span + 1) float64)``; column ``j`` is the asked pitch
+    ``+ j - span`` (``inf`` where that is outside MIDI 0-127 or its render is silent).
+    """
+    if not isinstance(span, int) or span < 1:
+        raise ValueError(f"span must be a whole number of semitones >= 1; got {span!r}")
+    array = _as_mels(mels, renderer.mel_config.n_mels)
+    programs_l = _labels(programs, len(array), "programs", 0)
+    pitches_l = _labels(pitches, len(array), "pitches", 0)
+    velocities_l = _labels(velocities, len(array), "velocities", 1)
+    offsets = range(-span, span + 1)
+    keys = [
+        [(p, min(max(q + d, 0), 127), v) for d in offsets]
+        for p, q, v in zip(programs_l, pitches_l, velocities_l)
+    ]
+    distances = _distances(array, keys, renderer, envelope_weight, max_shift)
+    asked = np.asarray(pitches_l)[:, None] + np.asarray(list(offsets))[None, :]
+    distances[(asked < 0) | (asked > 127)] = math.inf  # clamped keys stand in for pitches that do not exist
+    chosen = asked[np.arange(len(array)), np.argmin(distances, axis=1)] if len(array) else asked[:, 0]
+    return chosen.astype(np.int64), distances
+
+
 def _distances(
     array: np.ndarray,
     keys: list[list[tuple[int, int, int]]],
@@ -416,12 +455,15 @@ class NoteJudgement:
         program_distances: ``(B, P)`` :func:`note_distance` to each candidate program's render.
         programs: the ``P`` candidate programs, in ``program_distances``'s column order.
         pitch_pyin: ``(B,)`` MIDI pitch heard by pYIN (fractional; ``nan`` = unvoiced), or ``None`` (not run).
+        pitch_render: ``(B,)`` pitch of the nearest render (:func:`nearest_pitches`) for the notes asked below
+            :data:`PYIN_MIN_MIDI`, ``-1`` for the others; ``None`` when not run.
     """
 
     program: np.ndarray
     program_distances: np.ndarray
     programs: list[int]
     pitch_pyin: np.ndarray | None = None
+    pitch_render: np.ndarray | None = None
 
 
 def judge_notes(
@@ -434,6 +476,7 @@ def judge_notes(
     mel_config: MelConfig | None = None,
     renderer: NoteRenderer | None = None,
     pyin: bool = True,
+    low_pitch_render: bool = True,
     pitch_options: Mapping[str, Any] | None = None,
     distance_options: Mapping[str, Any] | None = None,
 ) -> NoteJudgement:
@@ -446,6 +489,7 @@ def judge_notes(
         mel_config: the mels' front end (default that of ``renderer``, else ``MelConfig()``).
         renderer: a :class:`NoteRenderer` (reuse one across calls to share its cache); default a fluidsynth one.
         pyin: run :func:`pitches_from_mels` (about a second per note on one CPU core).
+        low_pitch_render: judge the pitch of the notes asked below :data:`PYIN_MIN_MIDI` by :func:`nearest_pitches`.
         pitch_options: keyword arguments of :func:`pitches_from_mels`.
         distance_options: ``envelope_weight`` / ``max_shift`` of :func:`note_distance`.
     """
@@ -467,7 +511,21 @@ def judge_notes(
     pitch_pyin = None
     if pyin:
         pitch_pyin = pitches_from_mels(array, cfg, **dict(pitch_options or {}))
-    return NoteJudgement(chosen, distances, candidates, pitch_pyin)
+    pitch_render = None
+    if low_pitch_render:
+        pitch_render = np.full(len(array), -1, dtype=np.int64)
+        rows = list(
+            zip(
+                asked,
+                _labels(pitches, len(array), "pitches", 0),
+                _labels(velocities, len(array), "velocities", 1),
+            )
+        )
+        low = [i for i, (_, pitch, _) in enumerate(rows) if pitch < PYIN_MIN_MIDI]
+        if low:
+            p, q, v = (list(x) for x in zip(*(rows[i] for i in low)))
+            pitch_render[low], _ = nearest_pitches(array[low], p, q, v, renderer, **options)
+    return NoteJudgement(chosen, distances, candidates, pitch_pyin, pitch_render)
 
 
 def summarize(
@@ -485,6 +543,8 @@ def summarize(
         pitch found (unvoiced notes count as wrong), and
         ``pitch_median_abs_cents_pyin`` (median ``|heard - asked|`` in cents over voiced notes), all over the
         ``pyin_num_notes`` notes asked at ``pyin_min_midi`` or above (when pYIN was run).
+        ``pitch_accuracy_render_low``: nearest render's pitch (:func:`nearest_pitches`) == asked, over the
+        ``render_low_num_notes`` notes asked below :data:`PYIN_MIN_MIDI` (when that check was run).
         ``num_notes``. A figure with no note to average is ``nan``.
     """
     n = len(judgement.program)
@@ -512,6 +572,11 @@ def summarize(
                 "pyin_num_notes": int(scored.sum()),
             }
         )
+    if judgement.pitch_render is not None:
+        judged = judgement.pitch_render >= 0  # the notes asked below PYIN_MIN_MIDI
+        hit = judgement.pitch_render[judged] == asked_pitch[judged]
+        out["pitch_accuracy_render_low"] = float(np.mean(hit)) if judged.any() else math.nan
+        out["render_low_num_notes"] = int(judged.sum())
     out["num_notes"] = n
     return out
 

@@ -27,6 +27,7 @@ from accelerando.generation.note_check import (
     independent_note_metrics,
     judge_notes,
     mel_config_from,
+    nearest_pitches,
     nearest_programs,
     note_distance,
     pitch_from_mel,
@@ -186,6 +187,43 @@ def test_judge_and_metrics_on_synthetic_notes():
         renderer=renderer, pyin=False,
     )  # fmt: skip
     assert wrong["instrument_accuracy_render"] == 0.0 and "pitch_accuracy_pyin" not in wrong
+
+
+def test_nearest_pitches_tells_adjacent_low_keys_apart():
+    renderer = NoteRenderer(CFG, render_fn=synth_render_fn())
+    programs, pitches, velocities = [24, 40, 73, 24, 40], [30, 31, 35, 36, 2], [80, 80, 60, 100, 80]
+    notes = torch.stack(
+        [
+            perturbed(mel_of(tone(q, gain=0.3 * v / 100, **SYNTH[p])), i)
+            for i, (p, q, v) in enumerate(zip(programs, pitches, velocities))
+        ]
+    )
+    chosen, distances = nearest_pitches(notes, programs, pitches, velocities, renderer, span=3)
+    assert chosen.tolist() == pitches
+    assert distances.shape == (5, 7)
+    assert np.all(np.isinf(distances[4, :1])) and np.all(
+        np.isfinite(distances[4, 1:])
+    )  # MIDI -1 does not exist
+    # the same notes asked one semitone higher are heard one semitone lower than asked
+    chosen, _ = nearest_pitches(notes, programs, [q + 1 for q in pitches], velocities, renderer, span=3)
+    assert chosen.tolist() == pitches
+    with pytest.raises(ValueError, match="span must be a whole number of semitones >= 1; got 0"):
+        nearest_pitches(notes, programs, pitches, velocities, renderer, span=0)
+
+
+def test_judge_notes_scores_low_notes_by_nearest_render():
+    renderer = NoteRenderer(CFG, render_fn=synth_render_fn())
+    programs, pitches, velocities = [24, 40, 73, 24], [30, 33, 60, 38], [80, 80, 80, 80]
+    notes = torch.stack([mel_of(tone(q, **SYNTH[p])) for p, q in zip(programs, pitches)])
+    kwargs = dict(candidates=[24, 40, 73], renderer=renderer, pyin=False)
+    judgement = judge_notes(notes, programs, pitches, velocities, **kwargs)
+    assert judgement.pitch_render.tolist() == [30, 33, -1, 38]  # MIDI 60 is pYIN's, not the render's
+    scores = summarize(judgement, programs, pitches)
+    assert scores["pitch_accuracy_render_low"] == 1.0 and scores["render_low_num_notes"] == 3
+    wrong = independent_note_metrics(notes, programs, [31, 32, 60, 38], velocities, **kwargs)
+    assert wrong["pitch_accuracy_render_low"] == pytest.approx(1 / 3)
+    off = judge_notes(notes, programs, pitches, velocities, low_pitch_render=False, **kwargs)
+    assert off.pitch_render is None and "pitch_accuracy_render_low" not in summarize(off, programs, pitches)
 
 
 def test_summarize_counts_octave_errors_unvoiced_notes_and_skips_low_notes():
