@@ -149,7 +149,8 @@ RECIPES: dict[str, Recipe] = {
     ),
     # SIM one-step distillation of the bundled meldit-notes, guided as the demo samples it (guidance 3); data-free
     # (the corpus gives the label rows only). 20 steps: the best checkpoint on the validation labels for the
-    # 5000-step teacher (see the card: later ones drift). The paper's settings: its learning rates, batch 32.
+    # 5000-step teacher and again for the fine-tuned one (see the card: later ones drift). The paper's settings: its
+    # learning rates, batch 32.
     "meldit-sim-notes": Recipe(
         "meldit-sim-notes",
         [
