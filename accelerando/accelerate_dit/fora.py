@@ -36,10 +36,10 @@ Beyond FORA, two options aim at TaylorSeer-class speed (``benchmarks/dit_caching
   arXiv 2411.19108, without its fitted rescaling): at every step the first block's timestep-modulated input
   ``norm1(x) * (1 + scale) + shift`` is computed (one norm and one small linear layer), its relative L1 change since
   the previous step is accumulated, and the step refreshes once the sum reaches ``threshold`` (then it restarts
-  from 0). Fast-moving parts of the trajectory thus refresh more often, with no calibration run. On the 5000-step
-  MelDiT at 8 model calls (threshold 0.14) it is 4-6 dB closer than the uniform ``interval=4`` but still under
-  40 dB; on random-weight DiT / PixArt a threshold fit for MelDiT refreshes at nearly every step: the threshold is
-  model-specific.
+  from 0). Fast-moving parts of the trajectory thus refresh more often, with no calibration run. On the bundled
+  MelDiT at 8 model calls (threshold 0.14) it is 2-5 dB closer than the uniform ``interval=4`` (46.8 / 43.9 dB at
+  batch 1 / 4); on random-weight DiT / PixArt a threshold fit for MelDiT refreshes at nearly every step: the
+  threshold is model-specific.
 
 - ``forecast_space="noise"`` (with ``level="output"`` on a rectified-flow model) forecasts the model's noise estimate
   ``x + (1 - s) v`` instead of the velocity and converts it back with the cached step's own input,
@@ -47,12 +47,14 @@ Beyond FORA, two options aim at TaylorSeer-class speed (``benchmarks/dit_caching
   refreshes are front-loaded (the early, high-noise steps computed, long cached runs late); with uniform intervals,
   which forecast the first steps (``1 - s`` near 0), the velocity forecast is better.
 
-On the 5000-step MelDiT (32 Euler steps) ">= 3.5x at >= 40 dB" is met by 8 front-loaded refreshes with the
-noise-space forecast, ``FORAConfig(level="output", forecast="taylor1", forecast_space="noise",
-refresh_steps=[0, 2, 3, 5, 8, 12, 20, 29], interval=32)`` (the steps searched on other notes by
-``benchmarks/dit_caching_schedule.py``; ``benchmarks/results/dit_caching.json``); uniform ``interval=4`` falls to
-32-35.5 dB, and ``"taylor2"`` loses to ``"taylor1"`` at every interval. Those steps were searched at guidance 1;
-at guidance 3 they give 37.9 dB and uniform ``interval=4`` 40.3 dB (12 check notes), so search them per guidance.
+On the bundled MelDiT (32 Euler steps, guidance 1) ">= 3.5x at >= 40 dB" is met by
+``FORAConfig(level="output", interval=5, forecast="taylor1")``: 7 model calls, 4.60x at 43.6 dB (batch 1) and 4.32x
+at 44.9 dB (batch 4) in ``benchmarks/results/dit_caching.json``; ``"taylor2"`` loses to ``"taylor1"`` at every
+interval. On the 5000-step checkpoint before it only 8 front-loaded refreshes with the noise-space forecast met it
+(``refresh_steps=[0, 2, 3, 5, 8, 12, 20, 29], interval=32``, searched on other notes by
+``benchmarks/dit_caching_schedule.py``); they still give 43.4 / 42.9 dB. Such
+steps are specific to the guidance they were searched at: at guidance 3 a search on the bundled model finds
+``[0, 2, 4, 7, 9, 15, 24, 29]``, 39.4 dB on its check notes (uniform ``interval=4``: 38.1-38.4 dB).
 
 Step bookkeeping (``_hooks.StepTracker``): a call whose timestep is larger than the previous one starts a new
 generation and clears the caches; calls with an equal timestep (a separate unconditional pass) use their own
