@@ -410,7 +410,7 @@ def nearest_pitches(
     distances = _distances(array, keys, renderer, envelope_weight, max_shift)
     asked = np.asarray(pitches_l)[:, None] + np.asarray(list(offsets))[None, :]
     distances[(asked < 0) | (asked > 127)] = math.inf  # clamped keys stand in for pitches that do not exist
-    chosen = asked[np.arange(len(array)), np.argmin(distances, axis=1)] if len(array) else asked[:, 0]
+    chosen = asked[np.arange(len(array)), np.argmin(distances, axis=1)]
     return chosen.astype(np.int64), distances
 
 
@@ -514,17 +514,12 @@ def judge_notes(
     pitch_render = None
     if low_pitch_render:
         pitch_render = np.full(len(array), -1, dtype=np.int64)
-        rows = list(
-            zip(
-                asked,
-                _labels(pitches, len(array), "pitches", 0),
-                _labels(velocities, len(array), "velocities", 1),
-            )
-        )
-        low = [i for i, (_, pitch, _) in enumerate(rows) if pitch < PYIN_MIN_MIDI]
+        pitches_l = _labels(pitches, len(array), "pitches", 0)
+        velocities_l = _labels(velocities, len(array), "velocities", 1)
+        low = [i for i, pitch in enumerate(pitches_l) if pitch < PYIN_MIN_MIDI]
         if low:
-            p, q, v = (list(x) for x in zip(*(rows[i] for i in low)))
-            pitch_render[low], _ = nearest_pitches(array[low], p, q, v, renderer, **options)
+            take = [[values[i] for i in low] for values in (asked, pitches_l, velocities_l)]
+            pitch_render[low], _ = nearest_pitches(array[low], *take, renderer, **options)
     return NoteJudgement(chosen, distances, candidates, pitch_pyin, pitch_render)
 
 

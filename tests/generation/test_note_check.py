@@ -201,9 +201,8 @@ def test_nearest_pitches_tells_adjacent_low_keys_apart():
     chosen, distances = nearest_pitches(notes, programs, pitches, velocities, renderer, span=3)
     assert chosen.tolist() == pitches
     assert distances.shape == (5, 7)
-    assert np.all(np.isinf(distances[4, :1])) and np.all(
-        np.isfinite(distances[4, 1:])
-    )  # MIDI -1 does not exist
+    # the fifth note, MIDI 2 with span 3, has no MIDI -1 to compare with
+    assert np.all(np.isinf(distances[4, :1])) and np.all(np.isfinite(distances[4, 1:]))
     # the same notes asked one semitone higher are heard one semitone lower than asked
     chosen, _ = nearest_pitches(notes, programs, [q + 1 for q in pitches], velocities, renderer, span=3)
     assert chosen.tolist() == pitches
